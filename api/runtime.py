@@ -1,0 +1,398 @@
+"""The composition root shared by the CLI and the HTTP API.
+
+:class:`Runtime` builds every long-lived part from :class:`~ledger.settings.LedgerSettings` on first
+use (event log, state database, chains, contract clients, governance models) and closes what it
+opened. Its methods are the application services both front ends call, so the CLI and the API never
+duplicate logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from ledger.application import BatchView, CorpusLedger, InvalidRequest, SubmittedBatch
+from ledger.batching import RecordInput
+from ledger.chain.backends import Chain
+from ledger.chain.clients import AcademicLedgerClient, BYRTokenClient
+from ledger.chain.deploy import Deployments
+from ledger.dispatch import AnchorDispatcher, DispatchReport, RewardDispatcher
+from ledger.eventlog import open_event_log
+from ledger.eventlog.base import EventLog
+from ledger.projections.base import ProjectionStore
+from ledger.settings import ChainBackend, LedgerSettings
+
+if TYPE_CHECKING:
+    from ingest.governance.service import GovernanceService
+    from ingest.intake import IntakeResult
+
+log = logging.getLogger(__name__)
+
+#: Institutions registered by ``byr init`` on the embedded chains (development accounts 4..8).
+DEMO_INSTITUTIONS: tuple[tuple[str, str], ...] = (
+    ("bupt", "Beijing University of Posts and Telecommunications"),
+    ("xidian", "Xidian University"),
+    ("uestc", "University of Electronic Science and Technology of China"),
+    ("njupt", "Nanjing University of Posts and Telecommunications"),
+    ("hust", "Huazhong University of Science and Technology"),
+)
+
+
+class NotInitialized(InvalidRequest):
+    """``BYR_HOME`` holds no ledger yet."""
+
+
+class AlreadyInitialized(InvalidRequest):
+    """``byr init`` found an existing ledger."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionOutcome:
+    """What happened to one submitted file."""
+
+    intake: IntakeResult
+    batch: SubmittedBatch | None
+    view: BatchView | None
+    pipeline: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Runtime:
+    """Everything a command or a request needs, built lazily from ``settings``."""
+
+    def __init__(self, settings: LedgerSettings) -> None:
+        self.settings = settings
+        self._closers: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:  # a failing close must not hide the others
+                log.exception("error while closing")
+
+    @property
+    def initialized(self) -> bool:
+        return self.settings.deployments_path.exists()
+
+    def require_initialized(self) -> None:
+        if not self.initialized:
+            raise NotInitialized(
+                f"no ledger in {self.settings.home} (run `byr init` first, or set BYR_HOME)"
+            )
+
+    # ------------------------------------------------------------------ parts
+
+    @cached_property
+    def log(self) -> EventLog:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        event_log = open_event_log(self.settings.event_log_url)
+        self._closers.append(event_log.close)
+        return event_log
+
+    @cached_property
+    def store(self) -> ProjectionStore:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        store = ProjectionStore(self.settings.state_path)
+        self._closers.append(store.close)
+        return store
+
+    @cached_property
+    def ledger(self) -> CorpusLedger:
+        ledger = CorpusLedger(log=self.log, store=self.store)
+        ledger.sync()
+        return ledger
+
+    def _connect(self, which: str) -> Chain:
+        from ledger.chain.backends import connect_rpc, connect_tester
+
+        s = self.settings
+        chain_id = s.academic_chain_id if which == "academic" else s.incentive_chain_id
+        if s.chain_backend is ChainBackend.TESTER:
+            chain = connect_tester(
+                chain_id=chain_id,
+                state_path=s.chains_dir / f"{which}.db",
+                name=which,
+            )
+        else:
+            url = s.academic_rpc_url if which == "academic" else s.incentive_rpc_url
+            secret = s.academic_private_key if which == "academic" else s.incentive_private_key
+            assert url is not None and secret is not None  # checked by the settings validator
+            chain = connect_rpc(
+                url=url, private_key=secret.get_secret_value(), chain_id=chain_id, name=which
+            )
+        self._closers.append(chain.close)
+        return chain
+
+    def _signer(self, role: str) -> Any:
+        """The local account of a service role on the embedded chains; ``None`` on rpc nodes,
+        where the configured key of each chain signs for every role."""
+        if self.settings.chain_backend is not ChainBackend.TESTER:
+            return None
+        from ledger.chain.accounts import dev_accounts
+
+        return getattr(dev_accounts(), role)
+
+    @cached_property
+    def academic_chain(self) -> Chain:
+        return self._connect("academic")
+
+    @cached_property
+    def incentive_chain(self) -> Chain:
+        return self._connect("incentive")
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        self.require_initialized()
+        return Deployments.load(self.settings.deployments_path)
+
+    def _academic_as(self, role: str) -> AcademicLedgerClient:
+        client = self.deployments.academic_client(self.academic_chain)
+        signer = self._signer(role)
+        return client.with_signer(signer) if signer is not None else client
+
+    @cached_property
+    def academic(self) -> AcademicLedgerClient:
+        """AcademicLedger signed by the submitter (anchors batches)."""
+        return self._academic_as("submitter")
+
+    @cached_property
+    def academic_admin(self) -> AcademicLedgerClient:
+        return self._academic_as("deployer")
+
+    @cached_property
+    def trainer_academic(self) -> AcademicLedgerClient:
+        """AcademicLedger signed by the trainer (anchors training runs)."""
+        return self._academic_as("trainer")
+
+    @cached_property
+    def token(self) -> BYRTokenClient:
+        """BYRToken signed by the minter."""
+        client = self.deployments.token_client(self.incentive_chain)
+        signer = self._signer("minter")
+        return client.with_signer(signer) if signer is not None else client
+
+    @cached_property
+    def governance(self) -> GovernanceService:
+        from ingest.governance.service import GovernanceService
+
+        service = GovernanceService.from_paths(
+            ledger=self.ledger,
+            dedup_path=self.settings.dedup_path,
+            embedding_cache_path=self.settings.embedding_cache_path,
+        )
+        self._closers.append(service.close)
+        return service
+
+    # ------------------------------------------------------------------ use cases
+
+    def init(self, *, force: bool = False, demo_institutions: bool = True) -> dict[str, Any]:
+        """Create the ledger in ``BYR_HOME``: event log, state, contracts on both chains, and the
+        demo institutions (embedded chains only)."""
+        import shutil
+
+        from ledger.chain.accounts import dev_accounts
+        from ledger.chain.deploy import ServiceRoles, deploy_contracts
+
+        s = self.settings
+        if self.initialized and not force:
+            raise AlreadyInitialized(
+                f"a ledger already exists in {s.home} (use --force to start over)"
+            )
+        if force and s.chain_backend is ChainBackend.TESTER and s.home.exists():
+            self.close()
+            for name in ("events.db", "state.db", "dedup.db", "deployments.json", "chains"):
+                target = s.home / name
+                for path in [target, *target.parent.glob(target.name + "-*")]:
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    elif path.exists():
+                        path.unlink()
+            for attr in list(vars(self)):
+                if attr != "settings" and attr != "_closers":
+                    delattr(self, attr)
+        s.home.mkdir(parents=True, exist_ok=True)
+        if s.chain_backend is ChainBackend.TESTER:
+            roles = ServiceRoles.from_dev(dev_accounts())
+        else:
+            # On real nodes one service key per chain holds every service role.
+            academic_addr = self.academic_chain.account.address
+            minter = self.incentive_chain.account.address
+            roles = ServiceRoles(submitter=academic_addr, trainer=academic_addr, minter=minter)
+        deployments = deploy_contracts(
+            academic=self.academic_chain, incentive=self.incentive_chain, roles=roles
+        )
+        deployments.save(s.deployments_path)
+        self.ledger.sync()
+        registered = []
+        if demo_institutions and s.chain_backend is ChainBackend.TESTER:
+            accounts = dev_accounts().institutions
+            for (institution_id, name), account in zip(DEMO_INSTITUTIONS, accounts, strict=False):
+                registered.append(
+                    self.add_institution(
+                        institution_id=institution_id, name=name, account=account.address
+                    ).to_dict()
+                )
+        return {
+            "home": str(s.home),
+            "event_log": s.event_log_url,
+            "chains": {
+                "academic": {
+                    "chain_id": deployments.academic.chain_id,
+                    "AcademicLedger": deployments.academic.address,
+                },
+                "incentive": {
+                    "chain_id": deployments.incentive.chain_id,
+                    "BYRToken": deployments.incentive.address,
+                },
+            },
+            "institutions": registered,
+        }
+
+    def add_institution(self, *, institution_id: str, name: str, account: str | None = None):  # type: ignore[no-untyped-def]
+        """Register an institution on the academic chain, then in the log (idempotent)."""
+        from eth_utils import is_address, to_checksum_address
+
+        from ledger.chain.errors import InstitutionAlreadyRegistered
+        from ledger.ids import is_valid_institution_id
+
+        self.require_initialized()
+        if not is_valid_institution_id(institution_id):
+            raise InvalidRequest(
+                f"institution id {institution_id!r} must match [a-z0-9][a-z0-9_-]{{1,63}}"
+            )
+        if account is None:
+            account = self._free_dev_account()
+        if not is_address(account):
+            raise InvalidRequest(f"account {account!r} is not an Ethereum address")
+        account = to_checksum_address(account)
+        tx_hash = None
+        try:
+            tx_hash = self.academic_admin.register_institution(
+                institution_id=institution_id, account=account
+            ).tx_hash
+        except InstitutionAlreadyRegistered:
+            on_chain = self.academic_admin.institution(institution_id)
+            if on_chain is None or on_chain.account != account:
+                raise
+        return self.ledger.register_institution(
+            institution_id=institution_id, name=name, account=account, academic_tx_hash=tx_hash
+        )
+
+    def _free_dev_account(self) -> str:
+        if self.settings.chain_backend is not ChainBackend.TESTER:
+            raise InvalidRequest("--account is required with the rpc chain backend")
+        from ledger.chain.accounts import dev_accounts
+
+        used = {i.account for i in self.ledger.institutions()}
+        for account in dev_accounts().institutions:
+            if account.address not in used:
+                return str(account.address)
+        raise InvalidRequest("every development account is taken: pass --account")
+
+    def read_file(self, path: Path, *, institution_id: str, discipline: str | None = None) -> IntakeResult:
+        """Validate and desensitize a batch file (nothing is recorded)."""
+        from ingest.governance.pii import PiiRedactor
+        from ingest.intake import IntakeLimits, read_batch
+
+        limits = IntakeLimits(
+            max_field_chars=self.settings.max_field_chars,
+            max_record_chars=self.settings.max_record_chars,
+        )
+        return read_batch(
+            path,
+            institution_id=institution_id,
+            default_discipline=discipline,
+            limits=limits,
+            desensitizer=PiiRedactor(),
+        )
+
+    def submit(
+        self,
+        path: Path,
+        *,
+        institution_id: str,
+        discipline: str | None = None,
+        strict: bool = False,
+        wait: bool = False,
+    ) -> SubmissionOutcome:
+        """Read, validate and desensitize ``path``; record its valid records as one batch.
+
+        With ``strict`` a batch with any bad line records nothing. With ``wait`` the batch is
+        carried through governance, anchoring and rewarding before returning.
+        """
+        self.require_initialized()
+        self.ledger.institution(institution_id)  # fail fast on an unknown institution
+        intake = self.read_file(path, institution_id=institution_id, discipline=discipline)
+        if not intake.records or (strict and not intake.ok):
+            return SubmissionOutcome(intake=intake, batch=None, view=None)
+        from ingest.governance.policy import load_policy
+
+        batch = self.ledger.submit_batch(
+            institution_id=institution_id,
+            source_name=intake.source,
+            records=[
+                RecordInput(
+                    canonical=r.fields.as_dict(), source_line=r.line, redactions=r.redactions
+                )
+                for r in intake.records
+            ],
+            rejected_at_intake=[i.to_dict() for i in intake.issues if i.is_error],
+            policy_version=load_policy().version,
+        )
+        pipeline: list[dict[str, Any]] = []
+        if wait:
+            pipeline = self.drain()
+        return SubmissionOutcome(
+            intake=intake, batch=batch, view=self.ledger.batch(batch.batch_id), pipeline=pipeline
+        )
+
+    def dispatch_anchors(self) -> DispatchReport:
+        return AnchorDispatcher(ledger=self.ledger, academic=self.academic).run_once()
+
+    def dispatch_rewards(self) -> DispatchReport:
+        return RewardDispatcher(ledger=self.ledger, token=self.token).run_once()
+
+    def drain(self, *, max_rounds: int = 20) -> list[dict[str, Any]]:
+        """Run governance, anchoring and rewarding until no outbox job makes progress."""
+        from ledger.projections.outbox import JobKind
+
+        rounds: list[dict[str, Any]] = []
+        for _ in range(max_rounds):
+            step: dict[str, Any] = {}
+            progressed = False
+            if self.ledger.pending_jobs(JobKind.GOVERN):
+                governed = self.governance.run_once()
+                step["governance"] = governed.to_dict()
+                progressed |= governed.progressed
+            if self.ledger.pending_jobs(JobKind.ANCHOR):
+                anchors = self.dispatch_anchors()
+                step["anchor"] = anchors.to_dict()
+                progressed |= anchors.progressed
+            if self.ledger.pending_jobs(JobKind.REWARD):
+                rewards = self.dispatch_rewards()
+                step["reward"] = rewards.to_dict()
+                progressed |= rewards.progressed
+            if step:
+                rounds.append(step)
+            if not progressed:
+                break
+        return rounds

@@ -1,0 +1,567 @@
+"""The ledger's use cases: register institutions, record batches, answer queries, build proofs, replay.
+
+:class:`CorpusLedger` writes only events (to the :class:`~ledger.eventlog.base.EventLog`) and reads
+only projections (from the :class:`~ledger.projections.base.ProjectionStore`); after every write it
+brings the projections up to date, so a caller reads its own writes. Chain effects (anchors, mints)
+are not performed here but by the dispatchers in :mod:`ledger.dispatch`, driven by the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ledger.audit import ProofBundle
+from ledger.batching import RecordInput, build_batch
+from ledger.errors import LedgerError
+from ledger.eventlog.base import ConcurrencyConflict, EventLog
+from ledger.events import (
+    DomainEvent,
+    Envelope,
+    InstitutionRegistered,
+    RecordEntry,
+    utcnow,
+)
+from ledger.ids import (
+    BatchId,
+    batch_stream,
+    institution_stream,
+    is_valid_institution_id,
+    new_batch_id,
+)
+from ledger.merkle import StandardMerkleTree
+from ledger.projections.balances import BalancesProjection
+from ledger.projections.base import (
+    Projection,
+    ProjectionRunner,
+    ProjectionStore,
+    diff_states,
+    dump_state,
+)
+from ledger.projections.batches import BatchesProjection
+from ledger.projections.institutions import InstitutionsProjection
+from ledger.projections.outbox import ATTEMPTS_TABLE, JobKind, JobStatus, OutboxProjection
+from ledger.projections.training import TrainingRunsProjection
+
+
+class NotFound(LedgerError):
+    """The thing asked for (batch, record, institution) is not in the ledger."""
+
+
+class InvalidRequest(LedgerError):
+    """A request names something malformed or impossible (e.g. a bad institution id)."""
+
+
+def default_projections() -> list[Projection]:
+    """Every read model the ledger maintains."""
+    return [
+        InstitutionsProjection(),
+        BatchesProjection(),
+        OutboxProjection(),
+        BalancesProjection(),
+        TrainingRunsProjection(),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionView:
+    institution_id: str
+    name: str
+    account: str
+    active: bool
+    registered_at: str
+    academic_tx_hash: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "institution_id": self.institution_id,
+            "name": self.name,
+            "account": self.account,
+            "active": self.active,
+            "registered_at": self.registered_at,
+            "academic_tx_hash": self.academic_tx_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    batch_id: str
+    institution_id: str
+    source_name: str
+    merkle_root: str
+    metadata_hash: str
+    manifest: dict[str, Any]
+    record_count: int
+    status: str
+    submitted_at: str
+    rejected_at_intake: list[dict[str, Any]]
+    policy_version: str | None
+    accepted_count: int | None
+    contribution_score: float | None
+    reward_wei: str | None
+    chain_id: int | None
+    contract_address: str | None
+    tx_hash: str | None
+    block_number: int | None
+    anchor_error: str | None
+    reward_tx_hash: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    record_id: str
+    batch_id: str
+    index: int
+    source_line: int | None
+    record: dict[str, str] | None
+    """``None`` once erased."""
+    salt: str | None
+    record_hash: str
+    leaf: str
+    redactions: dict[str, int]
+    status: str
+    reasons: list[str]
+    decision: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedBatch:
+    """What :meth:`CorpusLedger.submit_batch` recorded."""
+
+    batch_id: str
+    merkle_root: str
+    metadata_hash: str
+    record_ids: list[str]
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStatus:
+    head_position: int
+    institutions: int
+    batches_by_status: dict[str, int]
+    records_by_status: dict[str, int]
+    pending_jobs: dict[str, int]
+    failed_jobs: dict[str, int]
+    rewarded_wei_total: str
+    training_runs_by_status: dict[str, int]
+    projection_positions: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """Outcome of rebuilding every projection from the log and comparing with the live state."""
+
+    events_replayed: int
+    tables: dict[str, int]
+    """Table -> rows after replay."""
+    differences: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
+    """Table -> {"live_only": rows, "replayed_only": rows}; empty when equal."""
+    replaced: bool = False
+
+    @property
+    def equal(self) -> bool:
+        return not self.differences
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events_replayed": self.events_replayed,
+            "tables": self.tables,
+            "equal": self.equal,
+            "differences": self.differences,
+            "replaced": self.replaced,
+        }
+
+
+class CorpusLedger:
+    """Use cases over one event log and one state database."""
+
+    APPEND_RETRIES = 5
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        store: ProjectionStore,
+        projections: Sequence[Projection] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.clock = clock
+        self.runner = ProjectionRunner(
+            log=log, store=store, projections=list(projections or default_projections())
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def sync(self) -> int:
+        """Bring every projection up to the log's head; returns the events read."""
+        return self.runner.catch_up().events_read
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        *,
+        expected_version: int | None = None,
+    ) -> list[Envelope]:
+        """Append ``events`` to ``stream_id`` and update the projections.
+
+        With ``expected_version`` the append is conditional (raises ``ConcurrencyConflict``);
+        without it, the events go after whatever the stream holds, retrying on a race.
+        """
+        if expected_version is not None:
+            stored = self.log.append(stream_id, events, expected_version=expected_version)
+        else:
+            for attempt in range(self.APPEND_RETRIES):
+                try:
+                    version = self.log.stream_version(stream_id)
+                    stored = self.log.append(stream_id, events, expected_version=version)
+                    break
+                except ConcurrencyConflict:
+                    if attempt == self.APPEND_RETRIES - 1:
+                        raise
+        self.sync()
+        return stored
+
+    def register_institution(
+        self,
+        *,
+        institution_id: str,
+        name: str,
+        account: str,
+        academic_tx_hash: str | None = None,
+    ) -> InstitutionView:
+        """Record an institution (already registered on the academic chain by the caller)."""
+        if not is_valid_institution_id(institution_id):
+            raise InvalidRequest(
+                f"institution id {institution_id!r} must match [a-z0-9][a-z0-9_-]{{1,63}}"
+            )
+        self.append(
+            institution_stream(institution_id),
+            [
+                InstitutionRegistered(
+                    institution_id=institution_id,
+                    name=name,
+                    account=account,
+                    academic_tx_hash=academic_tx_hash,
+                )
+            ],
+        )
+        return self.institution(institution_id)
+
+    def submit_batch(
+        self,
+        *,
+        institution_id: str,
+        source_name: str,
+        records: Sequence[RecordInput],
+        rejected_at_intake: Sequence[dict[str, Any]] = (),
+        policy_version: str,
+        batch_id: BatchId | None = None,
+        salt: Callable[[], bytes] | None = None,
+    ) -> SubmittedBatch:
+        """Salt and hash ``records`` into a Merkle batch and record ``CorpusBatchSubmitted``.
+
+        The institution must be registered and active. Governance, anchoring and rewards follow
+        from the outbox. Raises :class:`NotFound`, :class:`InvalidRequest` or ``EmptyBatch``.
+        """
+        institution = self.institution(institution_id)
+        if not institution.active:
+            raise InvalidRequest(f"institution {institution_id!r} is not active")
+        batch_id = batch_id or new_batch_id()
+        kwargs: dict[str, Any] = {"salt": salt} if salt is not None else {}
+        built = build_batch(
+            batch_id=batch_id,
+            institution_id=institution_id,
+            source_name=Path(source_name).name,
+            records=records,
+            rejected_at_intake=rejected_at_intake,
+            policy_version=policy_version,
+            submitted_at=self.clock(),
+            **kwargs,
+        )
+        stored = self.append(batch_stream(batch_id), [built.event], expected_version=0)
+        self.sync()
+        return SubmittedBatch(
+            batch_id=batch_id,
+            merkle_root=built.event.merkle_root,
+            metadata_hash=built.event.metadata_hash,
+            record_ids=[r.record_id for r in built.event.records],
+            position=stored[-1].position or 0,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self.store.transaction() as conn:
+            yield conn
+
+    def institution(self, institution_id: str) -> InstitutionView:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT institution_id, name, account, active, registered_at, academic_tx_hash"
+                " FROM institutions WHERE institution_id = ?",
+                (institution_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"institution {institution_id!r} is not registered "
+                "(see `byr institution list` / `byr institution add`)"
+            )
+        return InstitutionView(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+
+    def institutions(self) -> list[InstitutionView]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT institution_id, name, account, active, registered_at, academic_tx_hash"
+                " FROM institutions ORDER BY institution_id"
+            ).fetchall()
+        return [InstitutionView(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
+
+    _BATCH_COLUMNS = (
+        "batch_id, institution_id, source_name, merkle_root, metadata_hash, manifest,"
+        " record_count, status, submitted_at, rejected_at_intake, policy_version, accepted_count,"
+        " contribution_score, reward_wei, chain_id, contract_address, tx_hash, block_number,"
+        " anchor_error, reward_tx_hash"
+    )
+
+    @staticmethod
+    def _batch_view(row: Sequence[Any]) -> BatchView:
+        values = list(row)
+        values[5] = json.loads(values[5])
+        values[9] = json.loads(values[9])
+        return BatchView(*values)
+
+    def batch(self, batch_id: str) -> BatchView:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {self._BATCH_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"batch {batch_id!r} is not in the ledger")
+        return self._batch_view(row)
+
+    def batches(self, *, institution_id: str | None = None) -> list[BatchView]:
+        query = f"SELECT {self._BATCH_COLUMNS} FROM batches"
+        params: tuple[Any, ...] = ()
+        if institution_id is not None:
+            query += " WHERE institution_id = ?"
+            params = (institution_id,)
+        with self._read() as conn:
+            rows = conn.execute(query + " ORDER BY submitted_at, batch_id", params).fetchall()
+        return [self._batch_view(r) for r in rows]
+
+    _RECORD_COLUMNS = (
+        "record_id, batch_id, idx, source_line, record, salt, record_hash, leaf, redactions,"
+        " status, reasons, decision"
+    )
+
+    @staticmethod
+    def _record_view(row: Sequence[Any]) -> RecordView:
+        return RecordView(
+            record_id=row[0],
+            batch_id=row[1],
+            index=row[2],
+            source_line=row[3],
+            record=json.loads(row[4]) if row[4] is not None else None,
+            salt=row[5],
+            record_hash=row[6],
+            leaf=row[7],
+            redactions=json.loads(row[8]),
+            status=row[9],
+            reasons=json.loads(row[10]) if row[10] else [],
+            decision=json.loads(row[11]) if row[11] else None,
+        )
+
+    def record(self, record_id: str) -> RecordView:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {self._RECORD_COLUMNS} FROM records WHERE record_id = ?", (record_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"record {record_id!r} is not in the ledger")
+        return self._record_view(row)
+
+    def records(self, batch_id: str, *, status: str | None = None) -> list[RecordView]:
+        query = f"SELECT {self._RECORD_COLUMNS} FROM records WHERE batch_id = ?"
+        params: tuple[Any, ...] = (batch_id,)
+        if status is not None:
+            query += " AND status = ?"
+            params += (status,)
+        with self._read() as conn:
+            rows = conn.execute(query + " ORDER BY idx", params).fetchall()
+        return [self._record_view(r) for r in rows]
+
+    def batch_entries(self, batch_id: str) -> list[RecordEntry]:
+        """The stored record entries of a batch, as submitted (from the log, not the projection)."""
+        from ledger.events import CorpusBatchSubmitted, decode
+
+        for envelope in self.log.read_stream(batch_stream(batch_id)):
+            event = decode(envelope)
+            if isinstance(event, CorpusBatchSubmitted):
+                return list(event.records)
+        raise NotFound(f"batch {batch_id!r} is not in the ledger")
+
+    def batch_tree(self, batch_id: str) -> StandardMerkleTree:
+        """The batch's Merkle tree, rebuilt from its records' hashes and salts (leaves only are
+        needed, so erased records still count)."""
+        records = self.records(batch_id)
+        if not records:
+            raise NotFound(f"batch {batch_id!r} is not in the ledger")
+        entries = self.batch_entries(batch_id)
+        tree = StandardMerkleTree.of([(e.record_hash, e.salt) for e in entries])
+        root = self.batch(batch_id).merkle_root
+        if tree.root_hex != root:
+            raise LedgerError(f"batch {batch_id}: rebuilt root {tree.root_hex} != recorded {root}")
+        return tree
+
+    def proof(self, record_id: str) -> ProofBundle:
+        """The record's proof bundle, with the anchor transaction once the batch is anchored."""
+        record = self.record(record_id)
+        if record.record is None or record.salt is None:
+            raise NotFound(f"record {record_id!r} was erased; only its leaf remains on chain")
+        batch = self.batch(record.batch_id)
+        tree = self.batch_tree(record.batch_id)
+        return ProofBundle.for_record(
+            tree=tree,
+            index=record.index,
+            record=record.record,
+            salt=bytes.fromhex(record.salt[2:]),
+            batch_id=record.batch_id,
+            metadata_hash=bytes.fromhex(batch.metadata_hash[2:]),
+            chain_id=batch.chain_id,
+            contract_address=batch.contract_address,
+            tx_hash=batch.tx_hash,
+            block_number=batch.block_number,
+        )
+
+    def pending_jobs(self, kind: JobKind) -> list[str]:
+        """Batch ids with an open job of ``kind``, oldest first."""
+        self.sync()
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT batch_id FROM outbox WHERE kind = ? AND status = ?"
+                " ORDER BY opened_at_position",
+                (kind.value, JobStatus.PENDING.value),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def note_attempt(self, kind: JobKind, batch_id: str, *, error: str | None) -> int:
+        """Count a delivery attempt of an outbox job (operational data, not replayed)."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO {ATTEMPTS_TABLE} (job_id, attempts, last_error, last_attempt_at)"
+                " VALUES (?, 1, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
+                " attempts = attempts + 1, last_error = excluded.last_error,"
+                " last_attempt_at = excluded.last_attempt_at",
+                (f"{kind.value}:{batch_id}", error, self.clock().isoformat()),
+            )
+            row = conn.execute(
+                f"SELECT attempts FROM {ATTEMPTS_TABLE} WHERE job_id = ?",
+                (f"{kind.value}:{batch_id}",),
+            ).fetchone()
+        return int(row[0])
+
+    def balances(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT account, institution_id, amount_wei, rewards FROM balances"
+                " ORDER BY institution_id, account"
+            ).fetchall()
+        return [
+            {"account": r[0], "institution_id": r[1], "amount_wei": r[2], "rewards": r[3]}
+            for r in rows
+        ]
+
+    def status(self) -> LedgerStatus:
+        self.sync()
+        with self._read() as conn:
+
+            def grouped(query: str) -> dict[str, int]:
+                return {str(k): int(v) for k, v in conn.execute(query).fetchall()}
+
+            institutions = conn.execute("SELECT COUNT(*) FROM institutions").fetchone()[0]
+            total = sum(int(r[0]) for r in conn.execute("SELECT amount_wei FROM balances"))
+            status = LedgerStatus(
+                head_position=self.log.head_position(),
+                institutions=int(institutions),
+                batches_by_status=grouped("SELECT status, COUNT(*) FROM batches GROUP BY status"),
+                records_by_status=grouped("SELECT status, COUNT(*) FROM records GROUP BY status"),
+                pending_jobs=grouped(
+                    "SELECT kind, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY kind"
+                ),
+                failed_jobs=grouped(
+                    "SELECT kind, COUNT(*) FROM outbox WHERE status = 'failed' GROUP BY kind"
+                ),
+                rewarded_wei_total=str(total),
+                training_runs_by_status=grouped(
+                    "SELECT status, COUNT(*) FROM training_runs GROUP BY status"
+                ),
+                projection_positions=self.runner.positions(),
+            )
+        return status
+
+    # ------------------------------------------------------------------ replay
+
+    def replay(self, *, replace: bool = False) -> ReplayReport:
+        """Rebuild every projection from position 0 into a fresh database and compare it with the
+        live one (bookkeeping and delivery-attempt tables excluded).
+
+        With ``replace`` and equal states nothing changes; with ``replace`` and differences the
+        live database's projection tables are overwritten by the rebuilt ones.
+        """
+        head = self.log.head_position()
+        self.runner.catch_up(until_position=head)
+        with tempfile.TemporaryDirectory(prefix="byr-replay-") as tmp:
+            rebuilt = self.runner.rebuild_into(Path(tmp) / "state.db", until_position=head)
+            try:
+                with rebuilt.transaction() as conn:
+                    replayed = dump_state(conn, exclude=[ATTEMPTS_TABLE])
+                with self.store.transaction() as conn:
+                    live = dump_state(conn, exclude=[ATTEMPTS_TABLE])
+                diffs = diff_states(live, replayed)
+                replaced = False
+                if diffs and replace:
+                    self._replace_tables(rebuilt, list(diffs))
+                    replaced = True
+            finally:
+                rebuilt.close()
+        return ReplayReport(
+            events_replayed=head,
+            tables={t: len(rows) for t, rows in replayed.items()},
+            differences={
+                t: {"live_only": [list(r) for r in a], "replayed_only": [list(r) for r in b]}
+                for t, (a, b) in diffs.items()
+            },
+            replaced=replaced,
+        )
+
+    def _replace_tables(self, rebuilt: ProjectionStore, tables: list[str]) -> None:
+        # SQLite refuses ATTACH inside a transaction, so attach first, then copy atomically.
+        self.store.conn.execute("ATTACH DATABASE ? AS rebuilt", (str(rebuilt.path),))
+        try:
+            with self.store.transaction() as conn:
+                for table in tables:
+                    conn.execute(f'DELETE FROM main."{table}"')
+                    conn.execute(f'INSERT INTO main."{table}" SELECT * FROM rebuilt."{table}"')
+        finally:
+            self.store.conn.execute("DETACH DATABASE rebuilt")

@@ -1,0 +1,121 @@
+"""Outbox jobs derived from the log: governance, anchoring and minting still to be done.
+
+A job opens when the event that calls for it is projected and closes when the event that records
+its outcome is projected, so the outbox can never disagree with the log (and is rebuilt by replay).
+Delivery attempts are operational data kept in a separate, non-replayed table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from enum import StrEnum
+
+from ledger.events import (
+    BatchAnchored,
+    BatchAnchorFailed,
+    BatchGoverned,
+    ContributionRewarded,
+    CorpusBatchSubmitted,
+    Envelope,
+)
+from ledger.projections.base import Projection, on
+
+ATTEMPTS_TABLE = "outbox_attempts"
+
+
+class JobKind(StrEnum):
+    GOVERN = "govern"
+    ANCHOR = "anchor"
+    REWARD = "reward"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def job_id(kind: JobKind, batch_id: str) -> str:
+    return f"{kind.value}:{batch_id}"
+
+
+class OutboxProjection(Projection):
+    name = "outbox"
+    schema = f"""
+    CREATE TABLE IF NOT EXISTS outbox (
+        job_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        opened_at_position INTEGER NOT NULL,
+        closed_at_position INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (kind, status, opened_at_position);
+    CREATE TABLE IF NOT EXISTS outbox_rewards (
+        batch_id TEXT PRIMARY KEY,
+        reward_wei TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS {ATTEMPTS_TABLE} (
+        job_id TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        last_attempt_at TEXT
+    )
+    """
+
+    @staticmethod
+    def _open(conn: sqlite3.Connection, kind: JobKind, batch_id: str, position: int) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (job_id, kind, batch_id, status, opened_at_position)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (job_id(kind, batch_id), kind.value, batch_id, JobStatus.PENDING.value, position),
+        )
+
+    @staticmethod
+    def _close(
+        conn: sqlite3.Connection, kind: JobKind, batch_id: str, position: int, status: JobStatus
+    ) -> None:
+        conn.execute(
+            "UPDATE outbox SET status = ?, closed_at_position = ? WHERE job_id = ?",
+            (status.value, position, job_id(kind, batch_id)),
+        )
+
+    @on(CorpusBatchSubmitted)
+    def submitted(
+        self, event: CorpusBatchSubmitted, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        self._open(conn, JobKind.GOVERN, event.batch_id, envelope.position or 0)
+
+    @on(BatchGoverned)
+    def governed(self, event: BatchGoverned, envelope: Envelope, conn: sqlite3.Connection) -> None:
+        position = envelope.position or 0
+        self._close(conn, JobKind.GOVERN, event.batch_id, position, JobStatus.DONE)
+        self._open(conn, JobKind.ANCHOR, event.batch_id, position)
+        conn.execute(
+            "INSERT OR REPLACE INTO outbox_rewards (batch_id, reward_wei) VALUES (?, ?)",
+            (event.batch_id, event.reward_wei),
+        )
+
+    @on(BatchAnchored)
+    def anchored(self, event: BatchAnchored, envelope: Envelope, conn: sqlite3.Connection) -> None:
+        position = envelope.position or 0
+        self._close(conn, JobKind.ANCHOR, event.batch_id, position, JobStatus.DONE)
+        reward = conn.execute(
+            "SELECT reward_wei FROM outbox_rewards WHERE batch_id = ?", (event.batch_id,)
+        ).fetchone()
+        if reward is not None and int(reward[0]) > 0:
+            self._open(conn, JobKind.REWARD, event.batch_id, position)
+
+    @on(BatchAnchorFailed)
+    def anchor_failed(
+        self, event: BatchAnchorFailed, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        self._close(
+            conn, JobKind.ANCHOR, event.batch_id, envelope.position or 0, JobStatus.FAILED
+        )
+
+    @on(ContributionRewarded)
+    def rewarded(
+        self, event: ContributionRewarded, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        self._close(conn, JobKind.REWARD, event.batch_id, envelope.position or 0, JobStatus.DONE)
