@@ -110,9 +110,7 @@ class OutboxProjection(Projection):
     def anchor_failed(
         self, event: BatchAnchorFailed, envelope: Envelope, conn: sqlite3.Connection
     ) -> None:
-        self._close(
-            conn, JobKind.ANCHOR, event.batch_id, envelope.position or 0, JobStatus.FAILED
-        )
+        self._close(conn, JobKind.ANCHOR, event.batch_id, envelope.position or 0, JobStatus.FAILED)
 
     @on(ContributionRewarded)
     def rewarded(

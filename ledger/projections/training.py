@@ -87,7 +87,14 @@ class TrainingRunsProjection(Projection):
         conn.execute(
             "UPDATE training_runs SET status = 'completed', adapter_dir = ?, adapter_hash = ?,"
             " recipe_hash = ?, base_model_hash = ?, final_loss = ? WHERE run_id = ?",
-            (e.adapter_dir, e.adapter_hash, e.recipe_hash, e.base_model_hash, e.final_loss, e.run_id),
+            (
+                e.adapter_dir,
+                e.adapter_hash,
+                e.recipe_hash,
+                e.base_model_hash,
+                e.final_loss,
+                e.run_id,
+            ),
         )
 
     @on(TrainingRunFailed)
