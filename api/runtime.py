@@ -194,10 +194,8 @@ class Runtime:
     def governance(self) -> GovernanceService:
         from ingest.governance.service import GovernanceService
 
-        service = GovernanceService.from_paths(
-            ledger=self.ledger,
-            dedup_path=self.settings.dedup_path,
-            embedding_cache_path=self.settings.embedding_cache_path,
+        service = GovernanceService.open(
+            ledger=self.ledger, directory=self.settings.governance_dir
         )
         self._closers.append(service.close)
         return service
@@ -219,7 +217,7 @@ class Runtime:
             )
         if force and s.chain_backend is ChainBackend.TESTER and s.home.exists():
             self.close()
-            for name in ("events.db", "state.db", "dedup.db", "deployments.json", "chains"):
+            for name in ("events.db", "state.db", "governance", "deployments.json", "chains"):
                 target = s.home / name
                 for path in [target, *target.parent.glob(target.name + "-*")]:
                     if path.is_dir():

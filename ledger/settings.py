@@ -80,9 +80,6 @@ class LedgerSettings(BaseSettings):
         return self.home / "deployments.json"
 
     @property
-    def dedup_path(self) -> Path:
-        return self.home / "dedup.db"
-
-    @property
-    def embedding_cache_path(self) -> Path:
-        return self.home / "embeddings.db"
+    def governance_dir(self) -> Path:
+        """Embedding cache and near-duplicate index of the governance step."""
+        return self.home / "governance"

@@ -5,7 +5,7 @@ For each batch with an open governance job it scores the batch's records with th
 near-duplicate index, and appends ``BatchGoverned`` to the batch's stream. The append is
 conditional on the stream version the service read, so two workers never both decide one batch.
 
-Crash safety: the index is written before the event. If the process dies in between, the batch is
+Crash safety: the engine writes the index before the event is appended. If the process dies in between, the batch is
 governed again on restart; the index ignores a record's match with itself, so the decision is the
 same, and adding the records again is a no-op.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ledger.application import CorpusLedger
 from ledger.eventlog.base import ConcurrencyConflict
@@ -23,6 +23,9 @@ from ledger.events import BatchGoverned, RecordEntry
 from ledger.faults import crash_point
 from ledger.ids import batch_stream
 from ledger.projections.outbox import JobKind
+
+if TYPE_CHECKING:
+    from ingest.governance.engine import GovernanceEngine
 
 log = logging.getLogger(__name__)
 
@@ -45,36 +48,24 @@ class GovernanceRunReport:
 class GovernanceService:
     """Runs the governance engine over pending batches of one ledger."""
 
-    def __init__(self, *, ledger: CorpusLedger, engine: Any, dedup: Any, embedder: Any) -> None:
+    def __init__(self, *, ledger: CorpusLedger, engine: GovernanceEngine) -> None:
         self.ledger = ledger
         self.engine = engine
-        self.dedup = dedup
-        self.embedder = embedder
 
     @classmethod
-    def from_paths(
-        cls,
-        *,
-        ledger: CorpusLedger,
-        dedup_path: Path,
-        embedding_cache_path: Path,
-        policy_path: Path | None = None,
-    ) -> Self:
-        """A service with the packaged models, the policy, and on-disk index and cache."""
-        from ingest.governance.dedup import DedupIndex
-        from ingest.governance.embeddings import Embedder
+    def open(cls, *, ledger: CorpusLedger, directory: Path, policy_path: Path | None = None) -> Self:
+        """A service with the packaged models and the policy; the embedding cache and the
+        near-duplicate index live in ``directory``."""
         from ingest.governance.engine import GovernanceEngine
         from ingest.governance.policy import load_policy
 
-        embedder = Embedder(cache_path=embedding_cache_path)
-        policy = load_policy(policy_path)
-        dedup = DedupIndex(dedup_path, embedder=embedder)
-        engine = GovernanceEngine(policy=policy, embedder=embedder, dedup_index=dedup)
-        return cls(ledger=ledger, engine=engine, dedup=dedup, embedder=embedder)
+        directory.mkdir(parents=True, exist_ok=True)
+        engine = GovernanceEngine.open(directory=directory, policy=load_policy(policy_path))
+        return cls(ledger=ledger, engine=engine)
 
     def close(self) -> None:
-        self.dedup.close()
-        self.embedder.close()
+        self.engine.dedup_index.close()
+        self.engine.embedder.close()
 
     def run_once(self) -> GovernanceRunReport:
         """Govern every batch whose governance job is open."""
@@ -90,40 +81,19 @@ class GovernanceService:
 
     def govern_batch(self, batch_id: str) -> dict[str, int]:
         """Decide one batch and record ``BatchGoverned``; returns accepted/rejected counts."""
-        from ingest.governance.dedup import DedupItem
         from ingest.governance.engine import GovernanceInput
 
         stream = batch_stream(batch_id)
         version = self.ledger.log.stream_version(stream)
         batch = self.ledger.batch(batch_id)
         entries: list[RecordEntry] = self.ledger.batch_entries(batch_id)
-        inputs = [
-            GovernanceInput(
-                record_id=e.record_id,
-                instruction=e.record["instruction"],
-                input=e.record["input"],
-                output=e.record["output"],
-                discipline=e.record["discipline"],
-                language=e.record["language"],
-                redactions=dict(e.redactions),
-            )
-            for e in entries
-        ]
+        inputs = [GovernanceInput.from_record(e.record_id, e.record, e.redactions) for e in entries]
+        # The engine adds the accepted records to the near-duplicate index before returning.
         result = self.engine.govern(inputs)
-        decisions = list(result.decisions)
-        accepted = [d.record_id for d in decisions if d.accepted]
-        by_id = {e.record_id: e for e in entries}
-        self.dedup.add([DedupItem.from_record(rid, by_id[rid].record) for rid in accepted])
         crash_point("governance.after_index")
+        accepted = result.accepted_record_ids
         event = BatchGoverned(
-            batch_id=batch_id,
-            institution_id=batch.institution_id,
-            policy_version=result.policy_version,
-            accepted_record_ids=accepted,
-            rejected={d.record_id: list(d.reasons) for d in decisions if not d.accepted},
-            decisions=[d.to_dict() for d in decisions],
-            contribution_score=float(result.contribution_score),
-            reward_wei=str(int(result.reward_wei)),
+            batch_id=batch_id, institution_id=batch.institution_id, **result.event_fields()
         )
         self.ledger.append(stream, [event], expected_version=version)
         self.ledger.sync()
