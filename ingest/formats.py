@@ -1,0 +1,431 @@
+"""Reading submitted batch files into located JSON values.
+
+Two formats are accepted:
+
+* **JSON** (Alpaca style): one top-level array of objects. Every element is located by its
+  array index *and* the line its first character is on. After a syntax error inside an element,
+  reading resumes at the next ``{`` that starts a line or follows a comma and decodes into a
+  complete element followed by ``,`` or ``]``; indexes after that point count the broken element
+  as one element.
+* **JSONL**: one JSON value per line; blank lines are ignored. The index of an item is the number of
+  non-blank lines before it.
+
+The format comes from the file name: ``.jsonl``/``.ndjson`` are JSONL; ``.json`` is a JSON array
+unless its first non-blank character is ``{`` (JSONL saved under a ``.json`` name is common); any
+other name is sniffed: ``[`` means a JSON array, anything else JSONL. A UTF-8 byte-order mark is
+skipped.
+
+Bytes that are not UTF-8 are reported with their line and byte offset (0-based, counted from the
+start of the line and of the file) and only the line or element that holds them is dropped. Nothing
+here raises on bad input: every problem becomes an :class:`~ingest.records.IntakeIssue`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Any
+
+from ingest.records import IntakeIssue, IssueCode, Severity
+
+_BOM = b"\xef\xbb\xbf"
+_JSON_WS = " \t\r\n"
+_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
+# Where reading may resume after a syntax error: a "{" starting a line or following a comma.
+_RESYNC = re.compile(r"(?:^|,)[ \t\r]*(\{)", re.MULTILINE)
+
+
+class BatchFormat(StrEnum):
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One decoded top-level JSON value and where it starts.
+
+    ``duplicate_keys`` lists keys that appeared more than once in a top-level object (JSON decoding
+    would otherwise silently keep the last one).
+    """
+
+    line: int
+    index: int
+    value: Any
+    duplicate_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """The located values of a batch and the problems met while reading it."""
+
+    source: str
+    format: BatchFormat
+    items: tuple[RawItem, ...]
+    issues: tuple[IntakeIssue, ...]
+    items_seen: int
+    """Items found in the file, decodable or not (blank JSONL lines excluded)."""
+
+
+def source_label(name: str) -> str:
+    """The file name used in messages: the last path component, never a directory."""
+    label = re.split(r"[\\/]", name.strip())[-1]
+    return label or "batch"
+
+
+def describe_location(*, source: str, line: int | None, index: int | None, fmt: BatchFormat) -> str:
+    """``sample.jsonl:14`` for JSONL, ``batch.json:23 (index 4)`` for a JSON array element."""
+    where = source if line is None else f"{source}:{line}"
+    if fmt is BatchFormat.JSON and index is not None:
+        where += f" (index {index})"
+    return where
+
+
+def make_issue(
+    *,
+    source: str,
+    fmt: BatchFormat,
+    line: int | None,
+    index: int | None,
+    code: IssueCode,
+    detail: str,
+    field: str | None = None,
+    severity: Severity = Severity.ERROR,
+) -> IntakeIssue:
+    """An issue whose message starts with its location (and field), then ``detail``."""
+    prefix = describe_location(source=source, line=line, index=index, fmt=fmt)
+    if field is not None:
+        prefix += f": field '{field}'"
+    return IntakeIssue(
+        source=source,
+        line=line,
+        index=index,
+        field=field,
+        code=code,
+        message=f"{prefix}: {detail}",
+        severity=severity,
+    )
+
+
+def detect_format(data: bytes, *, source_name: str) -> BatchFormat:
+    """The format of ``data`` from its file name and, where that is not decisive, its content."""
+    suffix = PurePosixPath(source_label(source_name)).suffix.lower()
+    first = data.removeprefix(_BOM).lstrip()[:1]
+    if suffix in (".jsonl", ".ndjson"):
+        return BatchFormat.JSONL
+    if suffix == ".json":
+        return BatchFormat.JSONL if first == b"{" else BatchFormat.JSON
+    return BatchFormat.JSON if first == b"[" else BatchFormat.JSONL
+
+
+def parse_batch(
+    data: bytes,
+    *,
+    source_name: str,
+    fmt: BatchFormat | None = None,
+    max_items: int | None = None,
+) -> ParsedBatch:
+    """Decode every item of a batch. ``fmt`` overrides :func:`detect_format`; at most ``max_items``
+    items are read (one ``too_many_records`` issue marks the cut)."""
+    source = source_label(source_name)
+    fmt = fmt or detect_format(data, source_name=source_name)
+    reader = _JsonlReader if fmt is BatchFormat.JSONL else _JsonArrayReader
+    return reader(data, source=source, max_items=max_items).read()
+
+
+class _JsonObject(dict[str, Any]):
+    """A decoded JSON object that remembers which keys were repeated."""
+
+    duplicate_keys: tuple[str, ...] = ()
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    obj = _JsonObject(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        repeated: set[str] = set()
+        for key, _ in pairs:
+            (repeated if key in seen else seen).add(key)
+        obj.duplicate_keys = tuple(sorted(repeated))
+    return obj
+
+
+def _item(*, line: int, index: int, value: Any) -> RawItem:
+    if isinstance(value, _JsonObject):
+        return RawItem(
+            line=line, index=index, value=dict(value), duplicate_keys=value.duplicate_keys
+        )
+    return RawItem(line=line, index=index, value=value)
+
+
+class _Reader:
+    """Shared bookkeeping of the two readers: items, issues, and the count of items seen."""
+
+    fmt: BatchFormat
+
+    def __init__(self, data: bytes, *, source: str, max_items: int | None) -> None:
+        self.data = data
+        self.source = source
+        self.max_items = max_items
+        self.items: list[RawItem] = []
+        self.issues: list[IntakeIssue] = []
+        self.seen = 0
+        self.decoder = json.JSONDecoder(object_pairs_hook=_object_pairs)
+
+    def read(self) -> ParsedBatch:
+        raise NotImplementedError
+
+    def issue(self, *, line: int | None, index: int | None, code: IssueCode, detail: str) -> None:
+        self.issues.append(
+            make_issue(
+                source=self.source, fmt=self.fmt, line=line, index=index, code=code, detail=detail
+            )
+        )
+
+    def admit(self, *, line: int) -> int | None:
+        """Count one more item; its index, or ``None`` once ``max_items`` is exceeded."""
+        if self.max_items is not None and self.seen >= self.max_items:
+            self.issue(
+                line=line,
+                index=self.seen,
+                code=IssueCode.TOO_MANY_RECORDS,
+                detail=f"the batch has more than {self.max_items} records; "
+                "this one and everything after it were not read",
+            )
+            return None
+        self.seen += 1
+        return self.seen - 1
+
+    def result(self) -> ParsedBatch:
+        if self.seen == 0 and not self.issues:
+            self.issue(line=None, index=None, code=IssueCode.EMPTY_BATCH, detail="no records")
+        return ParsedBatch(
+            source=self.source,
+            format=self.fmt,
+            items=tuple(self.items),
+            issues=tuple(self.issues),
+            items_seen=self.seen,
+        )
+
+
+class _JsonlReader(_Reader):
+    fmt = BatchFormat.JSONL
+
+    def read(self) -> ParsedBatch:
+        for line_no, file_offset, raw in self._lines():
+            if not raw.strip():
+                continue
+            index = self.admit(line=line_no)
+            if index is None:
+                break
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                self.issue(
+                    line=line_no,
+                    index=index,
+                    code=IssueCode.NOT_UTF8,
+                    detail=f"not valid UTF-8: byte 0x{raw[e.start]:02x} at byte offset {e.start} "
+                    f"of the line (offset {file_offset + e.start} in the file)",
+                )
+                continue
+            try:
+                value = self.decoder.decode(text)
+            except json.JSONDecodeError as e:
+                self.issue(
+                    line=line_no,
+                    index=index,
+                    code=IssueCode.INVALID_JSON,
+                    detail=f"invalid JSON at column {e.colno}: {e.msg}",
+                )
+                continue
+            except RecursionError:
+                self.issue(
+                    line=line_no,
+                    index=index,
+                    code=IssueCode.INVALID_JSON,
+                    detail="invalid JSON: nested too deeply",
+                )
+                continue
+            self.items.append(_item(line=line_no, index=index, value=value))
+        return self.result()
+
+    def _lines(self) -> Iterator[tuple[int, int, bytes]]:
+        """``(line number, byte offset of the line in the file, line bytes without EOL)``."""
+        offset = 0
+        data = self.data
+        if data.startswith(_BOM):
+            offset = len(_BOM)
+        line_no = 0
+        while offset < len(data):
+            end = data.find(b"\n", offset)
+            if end < 0:
+                end = len(data)
+            line_no += 1
+            yield line_no, offset, data[offset:end].removesuffix(b"\r")
+            offset = end + 1
+
+
+class _JsonArrayReader(_Reader):
+    fmt = BatchFormat.JSON
+
+    def __init__(self, data: bytes, *, source: str, max_items: int | None) -> None:
+        super().__init__(data, source=source, max_items=max_items)
+        self.bom = len(_BOM) if data.startswith(_BOM) else 0
+        # Undecodable bytes become lone surrogates so that the JSON scanner can still walk the text;
+        # any element whose span holds one is reported and dropped.
+        self.text = data[self.bom :].decode("utf-8", errors="surrogateescape")
+        self.newlines = [m.start() for m in re.finditer("\n", self.text)]
+
+    def line_of(self, pos: int) -> int:
+        return bisect.bisect_right(self.newlines, pos - 1) + 1
+
+    def skip_ws(self, pos: int) -> int:
+        text = self.text
+        while pos < len(text) and text[pos] in _JSON_WS:
+            pos += 1
+        return pos
+
+    def read(self) -> ParsedBatch:
+        text = self.text
+        pos = self.skip_ws(0)
+        if pos >= len(text):
+            return self.result()
+        if text[pos] != "[":
+            self.issue(
+                line=self.line_of(pos),
+                index=None,
+                code=IssueCode.NOT_AN_ARRAY,
+                detail=f"expected a JSON array of objects ('['), found {text[pos]!r}",
+            )
+            return self.result()
+        pos += 1
+        after_comma = False
+        while True:
+            pos = self.skip_ws(pos)
+            if pos >= len(text):
+                self._unclosed()
+                break
+            if text[pos] == "]":
+                if after_comma:
+                    self.issue(
+                        line=self.line_of(pos),
+                        index=None,
+                        code=IssueCode.INVALID_JSON,
+                        detail="invalid JSON: trailing comma before ']'",
+                    )
+                self._after_array(pos + 1)
+                break
+            step = self._element(pos)
+            if step is None:
+                break
+            next_pos, resynced = step
+            if resynced:
+                # Reading resumed at the start of a later element after a syntax error.
+                pos, after_comma = next_pos, False
+                continue
+            pos = self.skip_ws(next_pos)
+            if pos >= len(text):
+                self._unclosed()
+                break
+            after_comma = text[pos] == ","
+            if after_comma:
+                pos += 1
+            elif text[pos] == "]":
+                self._after_array(pos + 1)
+                break
+            else:
+                self.issue(
+                    line=self.line_of(pos),
+                    index=None,
+                    code=IssueCode.INVALID_JSON,
+                    detail=f"invalid JSON: expected ',' or ']' after the element at index "
+                    f"{self.seen - 1}, found {text[pos]!r}",
+                )
+                if text[pos] != "{":
+                    resumed = self._resync(pos)
+                    if resumed is None:
+                        break
+                    pos = resumed
+        return self.result()
+
+    def _element(self, pos: int) -> tuple[int, bool] | None:
+        """Decode the element at ``pos``. Returns where to continue and whether that is the start of
+        a later element (after a syntax error), or ``None`` when reading must stop."""
+        line = self.line_of(pos)
+        index = self.admit(line=line)
+        if index is None:
+            return None
+        try:
+            value, end = self.decoder.raw_decode(self.text, pos)
+        except json.JSONDecodeError as e:
+            self.issue(
+                line=line,
+                index=index,
+                code=IssueCode.INVALID_JSON,
+                detail=f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
+            )
+            return self._resumed(max(e.pos, pos + 1))
+        except RecursionError:
+            self.issue(
+                line=line,
+                index=index,
+                code=IssueCode.INVALID_JSON,
+                detail="invalid JSON: nested too deeply",
+            )
+            return self._resumed(pos + 1)
+        bad = _SURROGATE_ESCAPE.search(self.text, pos, end)
+        if bad is not None:
+            byte = ord(bad.group()) - 0xDC00
+            offset = self.bom + len(self.text[: bad.start()].encode("utf-8", "surrogateescape"))
+            line_start = self.text.rfind("\n", 0, bad.start()) + 1
+            in_line = len(self.text[line_start : bad.start()].encode("utf-8", "surrogateescape"))
+            self.issue(
+                line=line,
+                index=index,
+                code=IssueCode.NOT_UTF8,
+                detail=f"not valid UTF-8: byte 0x{byte:02x} on line {self.line_of(bad.start())} "
+                f"at byte offset {in_line} of the line (offset {offset} in the file)",
+            )
+        else:
+            self.items.append(_item(line=line, index=index, value=value))
+        return end, False
+
+    def _resumed(self, pos: int) -> tuple[int, bool] | None:
+        start = self._resync(pos)
+        return None if start is None else (start, True)
+
+    def _resync(self, pos: int) -> int | None:
+        """The next position where a complete element starts, or ``None``."""
+        for match in _RESYNC.finditer(self.text, pos):
+            start = match.start(1)
+            try:
+                _, end = self.decoder.raw_decode(self.text, start)
+            except (json.JSONDecodeError, RecursionError):
+                continue
+            following = self.skip_ws(end)
+            if following >= len(self.text) or self.text[following] in ",]":
+                return start
+        return None
+
+    def _unclosed(self) -> None:
+        self.issue(
+            line=self.line_of(len(self.text)),
+            index=None,
+            code=IssueCode.INVALID_JSON,
+            detail="invalid JSON: the array is not closed with ']'",
+        )
+
+    def _after_array(self, pos: int) -> None:
+        rest = self.skip_ws(pos)
+        if rest < len(self.text):
+            self.issue(
+                line=self.line_of(rest),
+                index=None,
+                code=IssueCode.INVALID_JSON,
+                detail="invalid JSON: unexpected content after the closing ']'",
+            )

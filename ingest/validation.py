@@ -1,0 +1,366 @@
+"""Field rules for submitted records, and duplicate detection inside one batch.
+
+Accepted fields of a submitted object:
+
+=============  ========  =====================================================================
+field          required  rule
+=============  ========  =====================================================================
+instruction    yes       non-empty string
+output         yes       non-empty string
+input          no        string, may be empty; ``null`` means empty
+discipline     yes [1]_  a :class:`~ingest.records.Discipline` value or human name (English/Chinese)
+task_type      no        a :class:`~ingest.records.TaskType` value or name; default ``knowledge_qa``
+license        no        one SPDX-style identifier such as ``CC-BY-4.0``; default ``CC-BY-4.0``
+=============  ========  =====================================================================
+
+.. [1] unless the batch has a default discipline. ``null`` means "not given" in optional fields.
+
+Any other field is an ``unknown_field`` **warning**: it is dropped and the record is kept, because
+Alpaca-style exports often carry extra keys (``id``, ``history``, ``system``). ``language`` and
+``institution_id`` are such fields too: intake computes the first and takes the second from the
+submitting institution.
+
+Texts are stored with surrounding whitespace removed and ``\\r\\n`` turned into ``\\n``; lengths are
+counted in characters after that. Two records are duplicates when their instruction, input and
+output are equal after NFKC normalization, case folding and collapsing whitespace; the later one is
+reported.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.errors import InvalidIntakeArgument
+from ingest.formats import BatchFormat, ParsedBatch, RawItem, make_issue
+from ingest.records import (
+    DEFAULT_LICENSE,
+    DEFAULT_TASK_TYPE,
+    WARNING_CODES,
+    Discipline,
+    IntakeIssue,
+    IssueCode,
+    Severity,
+    TaskType,
+)
+
+TEXT_FIELDS = ("instruction", "input", "output")
+ACCEPTED_FIELDS = (*TEXT_FIELDS, "discipline", "task_type", "license")
+_COMPUTED_FIELDS = {
+    "language": "intake detects the language itself",
+    "institution_id": "the institution is the one that submits the batch",
+}
+_LICENSE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+\-]{0,63}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeLimits:
+    """Size limits applied at intake. Lengths are in characters, sizes in bytes."""
+
+    max_field_chars: int = 8_000
+    """Longest instruction, input or output."""
+    max_record_chars: int = 16_000
+    """Longest instruction + input + output together."""
+    max_records: int = 100_000
+    """Most items read from one batch."""
+    max_batch_bytes: int = 64 * 1024 * 1024
+    """Largest batch file."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_field_chars", "max_record_chars", "max_records", "max_batch_bytes"):
+            if getattr(self, name) <= 0:
+                raise InvalidIntakeArgument(f"IntakeLimits.{name} must be positive")
+        if self.max_field_chars > self.max_record_chars:
+            raise InvalidIntakeArgument(
+                "IntakeLimits.max_field_chars cannot exceed max_record_chars"
+            )
+
+
+DEFAULT_LIMITS = IntakeLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class ValidItem:
+    """A submitted object that passed every field rule (texts normalized, not yet desensitized)."""
+
+    line: int
+    index: int
+    instruction: str
+    input: str
+    output: str
+    discipline: Discipline
+    task_type: TaskType
+    license: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedBatch:
+    """Valid items in file order, and every issue of the batch ordered by line."""
+
+    items: tuple[ValidItem, ...]
+    issues: tuple[IntakeIssue, ...]
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON name of a decoded value's type (``string``, ``number``, ``object``...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def normalize_text(text: str) -> str:
+    """The stored form of a text: ``\\r\\n`` and ``\\r`` become ``\\n``; outer spaces removed."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def duplicate_key(instruction: str, input: str, output: str) -> tuple[str, str, str]:
+    """What duplicates share: their texts after NFKC, case folding and collapsing whitespace."""
+
+    def fold(text: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+    return fold(instruction), fold(input), fold(output)
+
+
+class _ItemCheck:
+    """Collects the issues of one item while its fields are read."""
+
+    def __init__(self, item: RawItem, *, source: str, fmt: BatchFormat, limits: IntakeLimits):
+        self.item = item
+        self.source = source
+        self.fmt = fmt
+        self.limits = limits
+        self.issues: list[IntakeIssue] = []
+
+    def add(self, code: IssueCode, detail: str, *, field: str | None = None) -> None:
+        self.issues.append(
+            make_issue(
+                source=self.source,
+                fmt=self.fmt,
+                line=self.item.line,
+                index=self.item.index,
+                code=code,
+                detail=detail,
+                field=field,
+                severity=Severity.WARNING if code in WARNING_CODES else Severity.ERROR,
+            )
+        )
+
+    @property
+    def failed(self) -> bool:
+        return any(issue.is_error for issue in self.issues)
+
+    def text(self, obj: dict[str, Any], name: str, *, required: bool) -> str | None:
+        """The normalized text of field ``name``; ``None`` (with an issue) when it is unusable."""
+        if name not in obj or (obj[name] is None and not required):
+            if required:
+                self.add(IssueCode.MISSING_FIELD, "required field is missing", field=name)
+                return None
+            return ""
+        value = obj[name]
+        if not isinstance(value, str):
+            self.add(
+                IssueCode.WRONG_TYPE, f"expected a string, got {json_type_name(value)}", field=name
+            )
+            return None
+        surrogate = _LONE_SURROGATE.search(value)
+        if surrogate is not None:
+            self.add(
+                IssueCode.NOT_UTF8,
+                f"contains an unpaired surrogate (\\u{ord(surrogate.group()):04x}) at character "
+                f"{surrogate.start()}, which is not valid Unicode text",
+                field=name,
+            )
+            return None
+        text = normalize_text(value)
+        if required and not text:
+            self.add(IssueCode.EMPTY_FIELD, "must not be empty", field=name)
+            return None
+        if len(text) > self.limits.max_field_chars:
+            self.add(
+                IssueCode.TOO_LONG,
+                f"has {len(text)} characters, more than the limit of {self.limits.max_field_chars}",
+                field=name,
+            )
+            return None
+        return text
+
+    def word(self, obj: dict[str, Any], name: str) -> str | None:
+        """An optional short string field: ``None`` when not given or unusable."""
+        value = obj.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.add(
+                IssueCode.WRONG_TYPE, f"expected a string, got {json_type_name(value)}", field=name
+            )
+            return None
+        if not value.strip():
+            self.add(IssueCode.EMPTY_FIELD, "must not be empty when given", field=name)
+            return None
+        return value.strip()
+
+
+def validate_item(
+    item: RawItem,
+    *,
+    source: str,
+    fmt: BatchFormat,
+    limits: IntakeLimits,
+    default_discipline: Discipline | None = None,
+) -> tuple[ValidItem | None, list[IntakeIssue]]:
+    """Apply the field rules to one decoded item: the valid item (or ``None``) and its issues."""
+    check = _ItemCheck(item, source=source, fmt=fmt, limits=limits)
+    obj = item.value
+    if not isinstance(obj, dict):
+        check.add(IssueCode.NOT_AN_OBJECT, f"expected a JSON object, got {json_type_name(obj)}")
+        return None, check.issues
+
+    for key in item.duplicate_keys:
+        check.add(IssueCode.DUPLICATE_KEY, "appears more than once in the object", field=key)
+    for key in obj:
+        if key in ACCEPTED_FIELDS:
+            continue
+        why = _COMPUTED_FIELDS.get(key, f"accepted fields are {', '.join(ACCEPTED_FIELDS)}")
+        check.add(IssueCode.UNKNOWN_FIELD, f"unknown field, ignored ({why})", field=key)
+
+    instruction = check.text(obj, "instruction", required=True)
+    input_text = check.text(obj, "input", required=False)
+    output = check.text(obj, "output", required=True)
+
+    discipline = default_discipline
+    discipline_name = check.word(obj, "discipline")
+    if discipline_name is not None:
+        discipline = Discipline.lookup(discipline_name)
+        if discipline is None:
+            accepted = ", ".join(d.value for d in Discipline)
+            check.add(
+                IssueCode.UNKNOWN_DISCIPLINE,
+                f"unknown discipline {discipline_name!r}; expected one of {accepted} "
+                "(or their English or Chinese names)",
+                field="discipline",
+            )
+    elif obj.get("discipline") is None and default_discipline is None:
+        check.add(
+            IssueCode.MISSING_FIELD,
+            "required field is missing (and the batch has no default discipline)",
+            field="discipline",
+        )
+
+    task_type: TaskType | None = DEFAULT_TASK_TYPE
+    task_name = check.word(obj, "task_type")
+    if task_name is not None:
+        task_type = TaskType.lookup(task_name)
+        if task_type is None:
+            accepted = ", ".join(t.value for t in TaskType)
+            check.add(
+                IssueCode.UNKNOWN_TASK_TYPE,
+                f"unknown task type {task_name!r}; expected one of {accepted}",
+                field="task_type",
+            )
+
+    license_id: str | None = DEFAULT_LICENSE
+    license_name = check.word(obj, "license")
+    if license_name is not None:
+        license_id = license_name
+        if not _LICENSE.match(license_name):
+            license_id = None
+            check.add(
+                IssueCode.INVALID_LICENSE,
+                f"{license_name!r} is not a license identifier (use one SPDX-style id such as "
+                f"{DEFAULT_LICENSE}, at most 64 characters)",
+                field="license",
+            )
+
+    if instruction is not None and input_text is not None and output is not None:
+        total = len(instruction) + len(input_text) + len(output)
+        if total > limits.max_record_chars:
+            check.add(
+                IssueCode.TOO_LONG,
+                f"record has {total} characters in instruction, input and output, more than the "
+                f"limit of {limits.max_record_chars}",
+            )
+
+    if (
+        check.failed
+        or instruction is None
+        or input_text is None
+        or output is None
+        or discipline is None
+        or task_type is None
+        or license_id is None
+    ):
+        return None, check.issues
+    valid = ValidItem(
+        line=item.line,
+        index=item.index,
+        instruction=instruction,
+        input=input_text,
+        output=output,
+        discipline=discipline,
+        task_type=task_type,
+        license=license_id,
+    )
+    return valid, check.issues
+
+
+def validate_batch(
+    parsed: ParsedBatch,
+    *,
+    limits: IntakeLimits,
+    default_discipline: Discipline | None = None,
+) -> ValidatedBatch:
+    """Validate every item of ``parsed`` and drop in-batch duplicates (the later copy is reported,
+    naming the line of the first)."""
+    issues = list(parsed.issues)
+    valid: list[ValidItem] = []
+    first_seen: dict[tuple[str, str, str], ValidItem] = {}
+    for item in parsed.items:
+        checked, item_issues = validate_item(
+            item,
+            source=parsed.source,
+            fmt=parsed.format,
+            limits=limits,
+            default_discipline=default_discipline,
+        )
+        issues.extend(item_issues)
+        if checked is None:
+            continue
+        key = duplicate_key(checked.instruction, checked.input, checked.output)
+        first = first_seen.get(key)
+        if first is not None:
+            issues.append(
+                make_issue(
+                    source=parsed.source,
+                    fmt=parsed.format,
+                    line=checked.line,
+                    index=checked.index,
+                    code=IssueCode.DUPLICATE_IN_BATCH,
+                    detail="same instruction, input and output as "
+                    + _first_location(first, parsed.format),
+                )
+            )
+            continue
+        first_seen[key] = checked
+        valid.append(checked)
+    issues.sort(key=lambda issue: issue.line if issue.line is not None else 0)
+    return ValidatedBatch(items=tuple(valid), issues=tuple(issues))
+
+
+def _first_location(first: ValidItem, fmt: BatchFormat) -> str:
+    if fmt is BatchFormat.JSON:
+        return f"line {first.line} (index {first.index})"
+    return f"line {first.line}"
