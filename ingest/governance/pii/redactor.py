@@ -1,0 +1,133 @@
+"""The PII redactor: detection through the spaCy pipelines, replacement by typed placeholders."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ingest.governance.pii.config import PiiConfig
+from ingest.governance.pii.errors import PiiError, UnsupportedLanguage
+from ingest.governance.pii.model import PiiMatch, PiiRedaction, RedactionSpan, resolve_overlaps
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+LANGUAGES: tuple[str, ...] = ("zh", "en", "mixed")
+MAX_TEXT_CHARS = 1_000_000
+DEFAULT_BATCH_SIZE = 64
+
+
+class TextTooLong(PiiError):
+    """A text is longer than :data:`MAX_TEXT_CHARS`."""
+
+
+def apply_redaction(text: str, matches: Sequence[PiiMatch]) -> PiiRedaction:
+    """``text`` with every match replaced by its type's placeholder; ``matches`` must not
+    overlap."""
+    ordered = sorted(matches)
+    pieces: list[str] = []
+    spans: list[RedactionSpan] = []
+    counts: Counter[str] = Counter()
+    cursor = 0
+    length = 0
+    for match in ordered:
+        if match.start < cursor:
+            raise PiiError("overlapping matches cannot be redacted")
+        kept = text[cursor : match.start]
+        pieces.append(kept)
+        length += len(kept)
+        placeholder = match.type.placeholder
+        spans.append(RedactionSpan(match.type, length, length + len(placeholder)))
+        pieces.append(placeholder)
+        length += len(placeholder)
+        counts[match.type.value] += 1
+        cursor = match.end
+    pieces.append(text[cursor:])
+    return PiiRedaction(text="".join(pieces), counts=dict(counts), spans=tuple(spans))
+
+
+class PiiRedactor:
+    """Finds and replaces personal data in Chinese, English and mixed texts.
+
+    Implements :class:`ingest.records.Desensitizer`. Each language's spaCy pipeline is built on
+    first use (under a lock) and cached on the instance; an English NER model named explicitly in
+    the config but not installed raises :class:`NerModelUnavailable` then. Nothing here logs or
+    raises with a piece of the text.
+    """
+
+    def __init__(self, config: PiiConfig | None = None) -> None:
+        self.config = config or PiiConfig()
+        self._pipelines: dict[str, Language] = {}
+        self._ner_model: str | None = None
+        self._ner_resolved = False
+        self._lock = threading.Lock()
+
+    @property
+    def ner_model(self) -> str | None:
+        """The English NER package in use, or ``None`` when names rely on cue rules only."""
+        with self._lock:
+            return self._resolve_ner()
+
+    def _resolve_ner(self) -> str | None:
+        if not self._ner_resolved:
+            from ingest.governance.pii.components import resolve_ner_model
+
+            self._ner_model = resolve_ner_model(self.config)
+            self._ner_resolved = True
+        return self._ner_model
+
+    def pipeline(self, language: str) -> Language:
+        """The (cached) spaCy pipeline used for ``language``."""
+        lang = _check_language(language)
+        with self._lock:
+            nlp = self._pipelines.get(lang)
+            if nlp is None:
+                from ingest.governance.pii.components import build_pipeline
+
+                nlp = build_pipeline(lang, self.config, ner_model=self._resolve_ner())
+                self._pipelines[lang] = nlp
+            return nlp
+
+    def detect(self, text: str, *, language: str) -> list[PiiMatch]:
+        """Non-overlapping PII matches in ``text``, sorted, with offsets into ``text``.
+
+        For evaluation and tests: a match locates a value, so keep the result in memory only.
+        """
+        return self.detect_many([text], language=language)[0]
+
+    def detect_many(
+        self, texts: Sequence[str], *, language: str, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[list[PiiMatch]]:
+        """:meth:`detect` for several texts of one language, streamed through ``nlp.pipe``."""
+        from ingest.governance.pii.components import doc_matches
+
+        for text in texts:
+            if len(text) > MAX_TEXT_CHARS:
+                raise TextTooLong(f"text of {len(text)} characters exceeds {MAX_TEXT_CHARS}")
+        nlp = self.pipeline(language)
+        results: list[list[PiiMatch]] = [[] for _ in texts]
+        todo = [i for i, text in enumerate(texts) if text.strip()]
+        docs = nlp.pipe((texts[i] for i in todo), batch_size=batch_size)
+        for i, doc in zip(todo, docs, strict=True):
+            results[i] = resolve_overlaps(doc_matches(doc))
+        return results
+
+    def redact(self, text: str, *, language: str) -> PiiRedaction:
+        """``text`` with each piece of personal data replaced by ``[EMAIL]``, ``[PHONE]``, ... ."""
+        return apply_redaction(text, self.detect(text, language=language))
+
+    def redact_many(
+        self, texts: Sequence[str], *, language: str, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[PiiRedaction]:
+        """:meth:`redact` for several texts of one language."""
+        found = self.detect_many(texts, language=language, batch_size=batch_size)
+        return [apply_redaction(t, m) for t, m in zip(texts, found, strict=True)]
+
+
+def _check_language(language: str) -> str:
+    value = str(language)
+    if value not in LANGUAGES:
+        raise UnsupportedLanguage(f"language must be one of {', '.join(LANGUAGES)}")
+    return value
