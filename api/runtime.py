@@ -249,6 +249,14 @@ class Runtime:
                         institution_id=institution_id, name=name, account=account.address
                     ).to_dict()
                 )
+        return self.describe(institutions=registered)
+
+    def describe(self, *, institutions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Where the ledger lives: home, event log, contracts and institutions."""
+        s = self.settings
+        deployments = Deployments.load(s.deployments_path)
+        if institutions is None:
+            institutions = [i.to_dict() for i in self.ledger.institutions()]
         return {
             "home": str(s.home),
             "event_log": s.event_log_url,
@@ -262,7 +270,7 @@ class Runtime:
                     "BYRToken": deployments.incentive.address,
                 },
             },
-            "institutions": registered,
+            "institutions": institutions,
         }
 
     def add_institution(self, *, institution_id: str, name: str, account: str | None = None):  # type: ignore[no-untyped-def]

@@ -1,4 +1,7 @@
-"""Settings of the ledger services, read once from the environment (prefix ``BYR_``) and validated at start."""
+"""Settings of the ledger services, read once from the environment (prefix ``BYR_``).
+
+Validated at start: a missing RPC URL or key fails before anything runs.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ class LedgerSettings(BaseSettings):
     incentive_private_key: SecretStr | None = Field(
         None, description="Key of the service account on the incentive chain (rpc backend only)."
     )
+    deployments_file: Path | None = Field(
+        None, description="Where contract addresses are recorded (default: home/deployments.json)."
+    )
     max_field_chars: int = Field(8_000, gt=0)
     max_record_chars: int = Field(16_000, gt=0)
 
@@ -77,7 +83,7 @@ class LedgerSettings(BaseSettings):
 
     @property
     def deployments_path(self) -> Path:
-        return self.home / "deployments.json"
+        return self.deployments_file or self.home / "deployments.json"
 
     @property
     def governance_dir(self) -> Path:
