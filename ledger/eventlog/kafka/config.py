@@ -1,0 +1,118 @@
+"""Settings of a Kafka event log: brokers, topic names, sizes and time limits, read from a URL."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from ledger.eventlog.base import EventLogURLError
+from ledger.events import Topic
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest envelope the log accepts (a corpus batch event carries its records)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaLogConfig:
+    """Where a Kafka event log lives and how long it waits for the brokers.
+
+    Topics: ``<prefix>.log`` (one partition, the source of truth and its total order),
+    ``<prefix>.heads`` (one partition, compacted: every stream's head) and one topic per event
+    family, ``<prefix>.<family>`` (``family_partitions`` partitions keyed by stream id, for consumer
+    groups). The default prefix ``byr`` gives the family topics the names of
+    :class:`~ledger.events.Topic` (``byr.corpus``, ...).
+    """
+
+    bootstrap: str
+    prefix: str = "byr"
+    family_partitions: int = 6
+    timeout_s: float = 30.0
+    """How long an operation keeps retrying an unreachable broker before raising."""
+    transaction_timeout_s: float = 15.0
+    """How long a transaction left open by a crashed writer blocks readers (at most)."""
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap or any(not part.strip() for part in self.bootstrap.split(",")):
+            raise ValueError(f"bootstrap must list host:port pairs, got {self.bootstrap!r}")
+        if not _PREFIX_RE.match(self.prefix):
+            raise ValueError(
+                f"prefix must be letters, digits, '_' or '-' (at most 100), got {self.prefix!r}"
+            )
+        if not 1 <= self.family_partitions <= 1000:
+            raise ValueError(f"family_partitions must be 1..1000, got {self.family_partitions}")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        if not 1.0 <= self.transaction_timeout_s <= 900.0:
+            raise ValueError("transaction_timeout_s must be within 1..900 s")
+
+    @property
+    def log_topic(self) -> str:
+        return f"{self.prefix}.log"
+
+    @property
+    def heads_topic(self) -> str:
+        return f"{self.prefix}.heads"
+
+    @property
+    def transactional_id(self) -> str:
+        """The one writer identity of this log: a new writer fences the previous one."""
+        return f"{self.prefix}.writer"
+
+    def family_topic(self, topic: Topic | str) -> str:
+        """The Kafka topic of an event family: ``byr.corpus`` -> ``<prefix>.corpus``."""
+        value = topic.value if isinstance(topic, Topic) else topic
+        return f"{self.prefix}.{value.split('.', 1)[-1]}"
+
+    def url(self) -> str:
+        """The ``kafka://`` URL that opens this configuration."""
+        defaults = KafkaLogConfig(bootstrap=self.bootstrap)
+        options = {
+            name: getattr(self, name)
+            for name in ("prefix", "family_partitions", "timeout_s", "transaction_timeout_s")
+            if getattr(self, name) != getattr(defaults, name)
+        }
+        query = f"?{urlencode(options)}" if options else ""
+        return f"kafka://{self.bootstrap}{query}"
+
+
+_OPTIONS: dict[str, type] = {
+    "prefix": str,
+    "family_partitions": int,
+    "timeout_s": float,
+    "transaction_timeout_s": float,
+}
+
+
+def parse_url(url: str) -> KafkaLogConfig:
+    """``kafka://host:port[,host:port...][?prefix=byr&family_partitions=6&timeout_s=30]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "kafka":
+        raise EventLogURLError(f"not a kafka URL: {url!r}")
+    if not parts.netloc or parts.path not in ("", "/"):
+        raise EventLogURLError(
+            f"a kafka URL names its brokers and nothing else: kafka://host:port, got {url!r}"
+        )
+    for broker in parts.netloc.split(","):
+        host, _, port = broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise EventLogURLError(f"broker {broker!r} in {url!r} is not host:port")
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise EventLogURLError(
+            f"unknown kafka URL option(s) {sorted(unknown)} in {url!r}; known: {sorted(_OPTIONS)}"
+        )
+    values: dict[str, object] = {}
+    for name, kind in _OPTIONS.items():
+        if name in options:
+            raw = options[name][-1]
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise EventLogURLError(f"{name}={raw!r} in {url!r} is not a {kind.__name__}") from None
+    try:
+        return KafkaLogConfig(bootstrap=parts.netloc, **values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise EventLogURLError(f"{exc} (in {url!r})") from None
