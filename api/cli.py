@@ -195,9 +195,7 @@ def submit(
     wait: Annotated[
         bool, typer.Option(help="Carry the batch through governance, anchoring and reward.")
     ] = False,
-    strict: Annotated[
-        bool, typer.Option(help="Record nothing when any line is rejected.")
-    ] = False,
+    strict: Annotated[bool, typer.Option(help="Record nothing when any line is rejected.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, desensitize and record a batch; report every rejected line precisely."""
@@ -253,7 +251,9 @@ def submit(
                 f" (chain {data['chain_id']})"
             )
         if data.get("reward_tx_hash"):
-            out.print(f"reward    {int(data['reward_wei']) / 1e18:.4f} BYR tx {data['reward_tx_hash']}")
+            out.print(
+                f"reward    {int(data['reward_wei']) / 1e18:.4f} BYR tx {data['reward_tx_hash']}"
+            )
         if data.get("anchor_error"):
             out.print(f"[red]anchor failed[/red] {data['anchor_error']}")
 
@@ -302,7 +302,9 @@ def status(as_json: JsonOpt = False) -> None:
         if st.failed_jobs:
             out.print(f"[red]failed[/red]    {st.failed_jobs}")
         out.print(f"BYR minted {int(st.rewarded_wei_total) / 1e18:.4f}")
-        table = Table("batch", "institution", "source", "records", "accepted", "status", "anchor tx")
+        table = Table(
+            "batch", "institution", "source", "records", "accepted", "status", "anchor tx"
+        )
         for b in data["batches"]:
             table.add_row(
                 b["batch_id"][:12],
@@ -366,7 +368,11 @@ def verify(
             report = verify_offline(bundle)
         else:
             report = _verify_online(bundle, rpc_url=rpc_url)
-    _emit(report.to_dict(), as_json=as_json, human=lambda: out.print(report.render(), highlight=False))
+    _emit(
+        report.to_dict(),
+        as_json=as_json,
+        human=lambda: out.print(report.render(), highlight=False, markup=False),
+    )
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
 
@@ -471,6 +477,117 @@ def report(
 
 
 # ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as YAML scalars (numbers, booleans, lists)."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+@app.command()
+def train(
+    recipe: Annotated[str, typer.Option(help="Recipe name (see trainer/recipes) or YAML file.")],
+    base: Annotated[
+        str, typer.Option(help="Base model: tiny, tiny-<family>, smollm2-135m or a folder.")
+    ] = "tiny",
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe field: key=value (repeatable)."),
+    ] = None,
+    discipline: Annotated[
+        list[str] | None, typer.Option(help="Train on this discipline only (repeatable).")
+    ] = None,
+    language: Annotated[
+        list[str] | None, typer.Option(help="zh, en or mixed (repeatable).")
+    ] = None,
+    institution: Annotated[
+        list[str] | None, typer.Option(help="Records of this institution only (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many records.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Run folder (default: BYR_HOME/runs/<time>-<recipe>).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --output from its last checkpoint.")
+    ] = False,
+    queue: Annotated[
+        bool, typer.Option(help="Only record the request; a `byr worker trainer` runs it.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a base model on the accepted corpus; the adapter is anchored on the academic
+    chain with its dataset root, recipe and base-model hashes."""
+    from api.runtime import TrainingRequest
+
+    request = TrainingRequest(
+        recipe=recipe,
+        base_model=base,
+        overrides=_parse_overrides(set_ or []),
+        max_steps=max_steps,
+        disciplines=discipline or [],
+        languages=language or [],
+        institutions=institution or [],
+        record_limit=limit,
+    )
+    from trainer.errors import TrainerError
+
+    try:
+        with _errors(as_json), _runtime() as rt:
+            if queue:
+                request_id = rt.request_training(request)
+                result: dict[str, Any] = {"request_id": request_id, "queued": True}
+            else:
+                result = rt.train(request, output_dir=output, resume=resume, progress=not as_json)
+    except TrainerError as exc:
+        if as_json:
+            sys.stdout.write(json.dumps({"error": type(exc).__name__, "message": str(exc)}) + "\n")
+        else:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, ValueError) else EXIT_FAILED) from exc
+
+    def human() -> None:
+        if result.get("queued"):
+            out.print(f"training request {result['request_id']} queued")
+            return
+        losses = result["losses"]
+        out.print(f"run       {result['run_id']} on {result['records']} records")
+        out.print(f"loss      {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} steps")
+        out.print(f"adapter   {result['adapter_dir']}")
+        out.print(f"dataset   {result['dataset_root']}")
+        out.print(f"anchored  {result['anchor_tx_hash'] or 'pending'}")
+
+    _emit(result, as_json=as_json, human=human)
+
+
+@app.command()
+def lineage(
+    adapter_dir: Annotated[Path, typer.Argument(help="An adapter folder written by byr train.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify adapter hash -> run anchor -> dataset root -> records -> batches -> institutions."""
+    with _errors(as_json), _runtime() as rt:
+        report = rt.lineage(adapter_dir)
+    _emit(
+        report.to_dict(),
+        as_json=as_json,
+        human=lambda: out.print(report.render(), highlight=False, markup=False),
+    )
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# ---------------------------------------------------------------------------------------------
 # services: workers, API, local chain nodes
 # ---------------------------------------------------------------------------------------------
 
@@ -490,8 +607,10 @@ def worker(
     try:
         worker_kind = WorkerKind(kind)
     except ValueError:
-        err.print(f"[red]error:[/red] unknown worker {kind!r}; one of "
-                  + ", ".join(k.value for k in WorkerKind))
+        err.print(
+            f"[red]error:[/red] unknown worker {kind!r}; one of "
+            + ", ".join(k.value for k in WorkerKind)
+        )
         raise typer.Exit(EXIT_BAD_INPUT) from None
     logging.getLogger().setLevel(os.environ.get("BYR_LOG_LEVEL", "INFO"))
     with _errors(False), _runtime() as rt:

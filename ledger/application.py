@@ -454,6 +454,69 @@ class CorpusLedger:
             block_number=batch.block_number,
         )
 
+    def accepted_feed(
+        self,
+        *,
+        disciplines: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
+        institutions: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[RecordView, BatchView]]:
+        """The accepted-corpus feed: accepted, not erased records of anchored batches, in the order
+        their batches were governed, each with its batch."""
+        self.sync()
+        query = (
+            f"SELECT {', '.join('r.' + c.strip() for c in self._RECORD_COLUMNS.split(','))}"
+            " , r.batch_id FROM records r JOIN batches b ON b.batch_id = r.batch_id"
+            " WHERE r.status = 'accepted' AND b.status IN ('anchored', 'rewarded')"
+        )
+        params: list[Any] = []
+        for column, values in (
+            ("json_extract(r.record, '$.discipline')", disciplines),
+            ("json_extract(r.record, '$.language')", languages),
+            ("b.institution_id", institutions),
+        ):
+            if values:
+                query += f" AND {column} IN ({', '.join('?' for _ in values)})"
+                params += list(values)
+        query += " ORDER BY b.submitted_at, b.batch_id, r.idx"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        with self._read() as conn:
+            rows = conn.execute(query, params).fetchall()
+        batches: dict[str, BatchView] = {}
+        out = []
+        for row in rows:
+            record = self._record_view(row[:-1])
+            if record.batch_id not in batches:
+                batches[record.batch_id] = self.batch(record.batch_id)
+            out.append((record, batches[record.batch_id]))
+        return out
+
+    def training_run(self, run_id: str) -> dict[str, Any]:
+        """A training run as projected (status, hashes, adapter folder, anchor)."""
+        with self._read() as conn:
+            conn.row_factory = sqlite3.Row
+            try:
+                row = conn.execute(
+                    "SELECT * FROM training_runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
+            finally:
+                conn.row_factory = None
+        if row is None:
+            raise NotFound(f"training run {run_id!r} is not in the ledger")
+        return dict(row)
+
+    def training_runs(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute("SELECT * FROM training_runs ORDER BY created_at").fetchall()
+            finally:
+                conn.row_factory = None
+        return [dict(r) for r in rows]
+
     def pending_jobs(self, kind: JobKind) -> list[str]:
         """Batch ids with an open job of ``kind``, oldest first."""
         self.sync()

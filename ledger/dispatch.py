@@ -21,9 +21,14 @@ from ledger.chain.errors import (
     RootAlreadyAnchored,
     ZeroRoot,
 )
-from ledger.events import BatchAnchored, BatchAnchorFailed, ContributionRewarded
+from ledger.events import (
+    BatchAnchored,
+    BatchAnchorFailed,
+    ContributionRewarded,
+    TrainingRunAnchored,
+)
 from ledger.faults import crash_point
-from ledger.ids import batch_stream, id_key
+from ledger.ids import batch_stream, id_key, run_stream
 from ledger.merkle import parse_bytes32, to_hex
 from ledger.projections.outbox import JobKind
 
@@ -200,3 +205,61 @@ class RewardDispatcher:
                 )
             ],
         )
+
+
+class RunAnchorDispatcher:
+    """Anchors completed training runs (adapter, dataset, recipe and base-model hashes)."""
+
+    def __init__(self, *, ledger: CorpusLedger, academic: AcademicLedgerClient) -> None:
+        self.ledger = ledger
+        self.academic = academic
+
+    def run_once(self) -> DispatchReport:
+        report = DispatchReport()
+        for run_id in self.ledger.pending_jobs(JobKind.ANCHOR_RUN):
+            try:
+                self._anchor(run_id, report)
+            except ChainUnavailable as exc:
+                self.ledger.note_attempt(JobKind.ANCHOR_RUN, run_id, error=str(exc))
+                report.deferred[run_id] = str(exc)
+                break
+            except ChainError as exc:
+                self.ledger.note_attempt(JobKind.ANCHOR_RUN, run_id, error=str(exc))
+                report.deferred[run_id] = f"{type(exc).__name__}: {exc}"
+        return report
+
+    def _anchor(self, run_id: str, report: DispatchReport) -> None:
+        run = self.ledger.training_run(run_id)
+        hashes = {
+            name: parse_bytes32(_hex0x(run[name]))
+            for name in ("dataset_root", "adapter_hash", "recipe_hash", "base_model_hash")
+        }
+        existing = self.academic.find_training_run(run_id)
+        if existing is not None:
+            tx_hash, block_number = existing.tx_hash, existing.block_number
+            report.recovered.append(run_id)
+        else:
+            result = self.academic.anchor_training_run(run_id=run_id, **hashes)
+            crash_point("run_anchor.after_send")
+            tx_hash, block_number = result.tx_hash, result.block_number
+            report.done.append(run_id)
+        self.ledger.append(
+            run_stream(run_id),
+            [
+                TrainingRunAnchored(
+                    run_id=run_id,
+                    dataset_root=to_hex(hashes["dataset_root"]),
+                    adapter_hash=to_hex(hashes["adapter_hash"]),
+                    recipe_hash=to_hex(hashes["recipe_hash"]),
+                    base_model_hash=to_hex(hashes["base_model_hash"]),
+                    chain_id=self.academic.chain.chain_id,
+                    contract_address=self.academic.address,
+                    tx_hash=tx_hash,
+                    block_number=block_number,
+                )
+            ],
+        )
+
+
+def _hex0x(value: str) -> str:
+    return value if value.startswith("0x") else "0x" + value

@@ -376,6 +376,21 @@ class ContributionRewarded(DomainEvent):
 
 
 @event(topic=Topic.TRAINING)
+class TrainingRunRequested(DomainEvent):
+    """Someone asked for a training run; a trainer worker picks it up."""
+
+    request_id: str
+    recipe: str
+    base_model: str
+    overrides: dict[str, Any] = {}
+    max_steps: int | None = None
+    disciplines: list[str] = []
+    languages: list[str] = []
+    institutions: list[str] = []
+    record_limit: int | None = None
+
+
+@event(topic=Topic.TRAINING)
 class TrainingRunCreated(DomainEvent):
     run_id: str
     recipe: str

@@ -47,6 +47,9 @@ class LedgerSettings(BaseSettings):
     deployments_file: Path | None = Field(
         None, description="Where contract addresses are recorded (default: home/deployments.json)."
     )
+    model_cache: Path | None = Field(
+        None, description="Converted base models (default: ~/.cache/byr/models)."
+    )
     max_field_chars: int = Field(8_000, gt=0)
     max_record_chars: int = Field(16_000, gt=0)
 
@@ -84,6 +87,10 @@ class LedgerSettings(BaseSettings):
     @property
     def deployments_path(self) -> Path:
         return self.deployments_file or self.home / "deployments.json"
+
+    @property
+    def model_cache_dir(self) -> Path | None:
+        return self.model_cache
 
     @property
     def governance_dir(self) -> Path:

@@ -138,16 +138,21 @@ class BatchesProjection(Projection):
             ),
         )
         decisions = {d["record_id"]: d for d in event.decisions}
-        accepted = set(event.accepted_record_ids)
-        rows = []
-        for record_id, decision in decisions.items():
-            status = RecordStatus.ACCEPTED if record_id in accepted else RecordStatus.REJECTED
-            reasons = event.rejected.get(record_id, [])
-            rows.append((status, _dumps(reasons), _dumps(decision), record_id, event.batch_id))
+        rows = [
+            (RecordStatus.ACCEPTED, "[]", record_id)
+            for record_id in event.accepted_record_ids
+        ] + [
+            (RecordStatus.REJECTED, _dumps(reasons), record_id)
+            for record_id, reasons in event.rejected.items()
+        ]
         conn.executemany(
-            "UPDATE records SET status = ?, reasons = ?, decision = ?"
-            " WHERE record_id = ? AND batch_id = ? AND status != 'erased'",
+            "UPDATE records SET status = ?, reasons = ?"
+            " WHERE record_id = ? AND status != 'erased'",
             rows,
+        )
+        conn.executemany(
+            "UPDATE records SET decision = ? WHERE record_id = ?",
+            [(_dumps(d), record_id) for record_id, d in decisions.items()],
         )
 
     @on(BatchAnchored)

@@ -17,6 +17,11 @@ from ledger.events import (
     ContributionRewarded,
     CorpusBatchSubmitted,
     Envelope,
+    TrainingRunAnchored,
+    TrainingRunCompleted,
+    TrainingRunCreated,
+    TrainingRunFailed,
+    TrainingRunRequested,
 )
 from ledger.projections.base import Projection, on
 
@@ -27,6 +32,10 @@ class JobKind(StrEnum):
     GOVERN = "govern"
     ANCHOR = "anchor"
     REWARD = "reward"
+    TRAIN = "train"
+    """Keyed by request id: a requested training run not yet completed or failed."""
+    ANCHOR_RUN = "anchor_run"
+    """Keyed by run id: a completed training run not yet anchored."""
 
 
 class JobStatus(StrEnum):
@@ -51,6 +60,10 @@ class OutboxProjection(Projection):
         closed_at_position INTEGER
     );
     CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (kind, status, opened_at_position);
+    CREATE TABLE IF NOT EXISTS outbox_runs (
+        run_id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS outbox_rewards (
         batch_id TEXT PRIMARY KEY,
         reward_wei TEXT NOT NULL
@@ -117,3 +130,52 @@ class OutboxProjection(Projection):
         self, event: ContributionRewarded, envelope: Envelope, conn: sqlite3.Connection
     ) -> None:
         self._close(conn, JobKind.REWARD, event.batch_id, envelope.position or 0, JobStatus.DONE)
+
+    # -- training: a request opens a TRAIN job closed by the run it created completing or failing
+    @on(TrainingRunRequested)
+    def training_requested(
+        self, event: TrainingRunRequested, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        self._open(conn, JobKind.TRAIN, event.request_id, envelope.position or 0)
+
+    @on(TrainingRunCreated)
+    def training_created(
+        self, event: TrainingRunCreated, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        request_id = event.config.get("request_id")
+        if request_id:
+            conn.execute(
+                "INSERT OR REPLACE INTO outbox_runs (run_id, request_id) VALUES (?, ?)",
+                (event.run_id, request_id),
+            )
+
+    @on(TrainingRunCompleted)
+    def training_completed(
+        self, event: TrainingRunCompleted, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        position = envelope.position or 0
+        self._close_request(conn, event.run_id, position, JobStatus.DONE)
+        self._open(conn, JobKind.ANCHOR_RUN, event.run_id, position)
+
+    @on(TrainingRunFailed)
+    def training_failed(
+        self, event: TrainingRunFailed, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        self._close_request(conn, event.run_id, envelope.position or 0, JobStatus.FAILED)
+
+    @on(TrainingRunAnchored)
+    def training_anchored(
+        self, event: TrainingRunAnchored, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        self._close(
+            conn, JobKind.ANCHOR_RUN, event.run_id, envelope.position or 0, JobStatus.DONE
+        )
+
+    def _close_request(
+        self, conn: sqlite3.Connection, run_id: str, position: int, status: JobStatus
+    ) -> None:
+        row = conn.execute(
+            "SELECT request_id FROM outbox_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is not None:
+            self._close(conn, JobKind.TRAIN, row[0], position, status)

@@ -17,6 +17,7 @@ Command line (``scripts/kafka/kafka.sh`` wraps it)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -43,7 +44,7 @@ _MAIN_CLASS = "kafka.Kafka"
 
 
 def default_cache_dir() -> Path:
-    """Where resolved broker jars are kept: ``$XDG_CACHE_HOME/byr/kafka`` (``~/.cache`` by default)."""
+    """Where resolved broker jars are kept: ``$XDG_CACHE_HOME/byr/kafka`` (``~/.cache/...``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "byr" / "kafka"
 
@@ -365,10 +366,8 @@ def _alive(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_exit(pid: int, timeout_s: float) -> bool:

@@ -27,8 +27,7 @@ def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the brokers could not be reached or answered too late."""
     return isinstance(
         exc,
-        kafka_errors.NoBrokersAvailable
-        | kafka_errors.KafkaTimeoutError
+        kafka_errors.KafkaTimeoutError
         | kafka_errors.KafkaConnectionError
         | kafka_errors.RequestTimedOutError
         | kafka_errors.NodeNotReadyError
@@ -133,7 +132,8 @@ def close_quietly(client: KafkaConsumer | KafkaProducer | KafkaAdminClient | Non
             client.close(timeout=1)
         else:
             client.close()
-    except Exception:  # noqa: BLE001 - a failing close leaves nothing to recover
+    except Exception:
+        # A client that fails to close has nothing left to release or report.
         pass
 
 
@@ -144,18 +144,18 @@ def ensure_topics(
     if not specs:
         return
     with translated(config, f"creating topics {sorted(specs)}"):
-        response = admin.create_topics(
-            specs, timeout_ms=_timeout_ms(config), raise_errors=False
-        )
+        response = admin.create_topics(specs, timeout_ms=_timeout_ms(config), raise_errors=False)
         for topic in response["topics"]:
             code = topic["error_code"]
             if code not in (0, _TOPIC_ALREADY_EXISTS):
-                raise kafka_errors.for_code(code)(f"topic {topic['name']}: {topic['error_message']}")
+                raise kafka_errors.for_code(code)(
+                    f"topic {topic['name']}: {topic['error_message']}"
+                )
         admin.wait_for_topics(list(specs), timeout_ms=_timeout_ms(config))
 
 
 def log_topic_specs(config: KafkaLogConfig) -> dict[str, dict[str, Any]]:
-    """The log topic (one partition, kept forever) and the heads topic (one partition, compacted)."""
+    """The log topic (one partition, kept forever) and the heads topic (one, compacted)."""
     big = {"max.message.bytes": str(MAX_MESSAGE_BYTES), "message.timestamp.type": "CreateTime"}
     return {
         config.log_topic: {

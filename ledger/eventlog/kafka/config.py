@@ -111,7 +111,9 @@ def parse_url(url: str) -> KafkaLogConfig:
             try:
                 values[name] = kind(raw)
             except ValueError:
-                raise EventLogURLError(f"{name}={raw!r} in {url!r} is not a {kind.__name__}") from None
+                raise EventLogURLError(
+                    f"{name}={raw!r} in {url!r} is not a {kind.__name__}"
+                ) from None
     try:
         return KafkaLogConfig(bootstrap=parts.netloc, **values)  # type: ignore[arg-type]
     except ValueError as exc:

@@ -79,7 +79,7 @@ class HeadsView:
                     try:
                         head = decode_head(record.value)
                     except UnreadableRecord:
-                        # Only a foreign writer puts such a record here; verify_integrity reports it.
+                        # Only a foreign writer puts such a record here; verification reports it.
                         continue
                     self._advance(record.key.decode("utf-8", "replace"), head)
             except BaseException:

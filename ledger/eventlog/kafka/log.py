@@ -174,10 +174,8 @@ class KafkaEventLog(EventLog):
             start = max(from_position - 1, 0)
             if start >= end:
                 return
-            count = 0
-            for record in self._scan(consumer, start=start, end=end):
+            for count, record in enumerate(self._scan(consumer, start=start, end=end), 1):
                 yield self._envelope(record)
-                count += 1
                 if limit is not None and count >= limit:
                     return
 

@@ -24,9 +24,17 @@ class UnreadableRecord(ValueError):
 
 
 def encode_envelope(fields: SealedFields) -> bytes:
-    event_id, stream_id, sequence, event_type, schema_version, occurred_at, payload, prev, digest = (
-        fields
-    )
+    (
+        event_id,
+        stream_id,
+        sequence,
+        event_type,
+        schema_version,
+        occurred_at,
+        payload,
+        prev,
+        digest,
+    ) = fields
     return _dumps(
         {
             "event_id": event_id,

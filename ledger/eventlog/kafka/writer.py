@@ -47,7 +47,6 @@ from ledger.eventlog.base import (
 )
 from ledger.eventlog.kafka.clients import (
     close_quietly,
-    is_unavailable,
     new_consumer,
     new_transactional_producer,
     partition,
@@ -108,7 +107,7 @@ def _kafka_cause(exc: BaseException) -> kafka_errors.KafkaError | None:
 
 
 Locate = Callable[[str, int], list[Envelope]]
-"""``(stream_id, from_sequence) -> stored envelopes``, to find positions of a lost acknowledgement."""
+"""``(stream_id, from_sequence) -> stored envelopes``: finds positions of a lost acknowledgement."""
 
 
 class LogWriter:
@@ -208,6 +207,7 @@ class LogWriter:
         self._ensure_family_topics({f for r in accepted for f in r.families})
         # kafka-python errors propagate untranslated: _run tells retryable from permanent ones.
         producer.begin_transaction()
+        copies: list[FutureRecordMetadata] = []
         for request in accepted:
             request.futures = []
             for fields, value, family in zip(
@@ -223,7 +223,7 @@ class LogWriter:
                         timestamp_ms=now_ms,
                     )
                 )
-                producer.send(family, key=key, value=value, timestamp_ms=now_ms)
+                copies.append(producer.send(family, key=key, value=value, timestamp_ms=now_ms))
         head_futures = [
             producer.send(
                 self._config.heads_topic,
@@ -235,17 +235,22 @@ class LogWriter:
             for stream_id, head in heads.items()
         ]
         producer.commit_transaction()
-        self.transactions += 1
+        # Every send must have succeeded, not only those whose offsets are returned: when a send
+        # is refused for a stale epoch, kafka-python bumps the epoch, which aborts the
+        # transaction, and then completes commit_transaction() without committing anything.
+        # So nothing counts as stored before all of them are checked.
         timeout = self._config.timeout_s
-        last_log = -1
-        for request in accepted:
-            offsets = [f.get(timeout=timeout).offset for f in request.futures]
+        for future in copies:
+            future.get(timeout=timeout)
+        offsets = [[f.get(timeout=timeout).offset for f in r.futures] for r in accepted]
+        last_head = max(f.get(timeout=timeout).offset for f in head_futures)
+        self.transactions += 1
+        for request, stored_at in zip(accepted, offsets, strict=True):
             request.result = [
                 Envelope(*fields, offset + 1)
-                for fields, offset in zip(request.sealed, offsets, strict=True)
+                for fields, offset in zip(request.sealed, stored_at, strict=True)
             ]
-            last_log = max(last_log, offsets[-1])
-        last_head = max(f.get(timeout=timeout).offset for f in head_futures)
+        last_log = max(stored_at[-1] for stored_at in offsets)
         self._heads.record(heads)
         self._wait_visible(last_log=last_log, last_head=last_head)
 
