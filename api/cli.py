@@ -26,6 +26,8 @@ os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(
     name="byr",
@@ -669,6 +671,8 @@ def main() -> None:
         level=os.environ.get("BYR_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # bitsandbytes warns at import about optional CPU kernels we do not use.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     app()
 
 

@@ -63,6 +63,8 @@ def render_batch_report(report: Mapping[str, Any], console: Any) -> None:
 
     console.print(render_rich(report))
     if report.get("anchor_tx_hash"):
-        console.print(f"anchored in tx {report['anchor_tx_hash']} (chain {report['anchor_chain_id']})")
+        console.print(
+            f"anchored in tx {report['anchor_tx_hash']} (chain {report['anchor_chain_id']})"
+        )
     if report.get("reward_tx_hash"):
         console.print(f"rewarded in tx {report['reward_tx_hash']}")

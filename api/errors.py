@@ -1,0 +1,182 @@
+"""Errors of the HTTP layer, and the one place where errors become HTTP responses.
+
+Every error response has the body ``{"error": <type>, "message": <text>}``, plus ``"issues"``
+(located problems) when the error carries several. :data:`ERROR_STATUS` says which status each of
+our typed errors gets; the most specific class listed wins. Errors that are not ours become a 500
+whose body says nothing about the failure (the server log has the traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.runtime import NotInitialized
+from api.schemas import ErrorPublic
+from ingest.errors import IngestError
+from ingest.governance.embeddings import EmbeddingModelUnavailable
+from ingest.governance.errors import GovernanceError
+from ingest.governance.pii.errors import NerModelUnavailable, PiiError
+from ledger.application import InvalidRequest, NotFound
+from ledger.audit import BundleFormatError
+from ledger.batching import EmptyBatch
+from ledger.chain.errors import (
+    ChainError,
+    ChainMismatch,
+    ChainUnavailable,
+    TransactionRejected,
+    TransactionReverted,
+)
+from ledger.errors import LedgerError
+from ledger.eventlog.base import ConcurrencyConflict
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Base class of errors raised by the HTTP layer itself."""
+
+    def __init__(self, message: str, *, issues: Sequence[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.issues = list(issues) if issues is not None else None
+
+
+class NotAuthenticated(ApiError):
+    """A mutating request came without the API token (or with a wrong one)."""
+
+
+class UploadRejected(ApiError):
+    """An upload is malformed before intake can read it (no file part, unusable file name)."""
+
+
+class UnsupportedUpload(ApiError):
+    """The request body has a content type the endpoint does not read."""
+
+
+class UploadTooLarge(ApiError):
+    """The request body is larger than any batch intake accepts."""
+
+
+class BatchNotRecorded(ApiError):
+    """Intake found nothing to record (no valid record, or ``strict`` and a rejected item);
+    ``issues`` holds every problem with its location."""
+
+
+#: Status of each typed error. Handlers are looked up along the exception's MRO, so a subclass
+#: listed here (``NotInitialized``) takes precedence over its base (``InvalidRequest``).
+ERROR_STATUS: dict[type[Exception], int] = {
+    # the HTTP layer
+    NotAuthenticated: 401,
+    UploadRejected: 422,
+    UnsupportedUpload: 415,
+    UploadTooLarge: 413,
+    BatchNotRecorded: 422,
+    # requests the ledger refuses
+    NotFound: 404,
+    InvalidRequest: 422,
+    NotInitialized: 503,
+    EmptyBatch: 422,
+    BundleFormatError: 422,
+    IngestError: 422,
+    ConcurrencyConflict: 409,
+    # governance failures are the server's, not the request's
+    GovernanceError: 500,
+    PiiError: 500,
+    EmbeddingModelUnavailable: 503,
+    NerModelUnavailable: 503,
+    # chains
+    ChainUnavailable: 503,
+    ChainMismatch: 503,
+    TransactionReverted: 409,
+    TransactionRejected: 502,
+    ChainError: 502,
+    LedgerError: 500,
+}
+
+
+def error_body(
+    error: str, message: str, *, issues: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error, "message": message}
+    if issues is not None:
+        body["issues"] = list(issues)
+    return body
+
+
+def _typed_handler(status: int) -> Any:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if status >= 500:
+            log.error(
+                "%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+            )
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+        issues = exc.issues if isinstance(exc, ApiError) else None
+        return JSONResponse(
+            error_body(type(exc).__name__, str(exc), issues=issues),
+            status_code=status,
+            headers=headers,
+        )
+
+    return handle
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    issues = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{'.'.join(i['loc'])}: {i['message']}" for i in issues)
+    return JSONResponse(
+        error_body("RequestValidationError", f"invalid request: {summary}", issues=issues),
+        status_code=422,
+    )
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "HTTP error"
+    return JSONResponse(
+        error_body(phrase.replace(" ", ""), str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        error_body("InternalError", "internal error (details are in the server log)"),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every mapping of this module on ``app``."""
+    for error_type, status in ERROR_STATUS.items():
+        app.add_exception_handler(error_type, _typed_handler(status))
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a route, for the OpenAPI document."""
+    return {
+        status: {"model": ErrorPublic, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }

@@ -1,0 +1,305 @@
+"""Corpus batches: submission (JSON records or a file), listing, records, governance report.
+
+A submission goes through exactly the intake and recording path of ``byr submit``
+(:meth:`api.runtime.Runtime.submit`): the received bytes are handed to it as a file named like the
+upload, so the CLI and the API record identical batches from identical bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from api.deps import LedgerDep, RuntimeDep, WriteAccess
+from api.errors import (
+    BatchNotRecorded,
+    UnsupportedUpload,
+    UploadRejected,
+    UploadTooLarge,
+    error_responses,
+)
+from api.reports import batch_report
+from api.runtime import Runtime, SubmissionOutcome
+from api.schemas import (
+    BatchCreate,
+    BatchPublic,
+    GovernanceReportPublic,
+    RecordPublic,
+    SubmissionOptions,
+    SubmissionPublic,
+)
+from ingest.formats import source_label
+from ingest.validation import DEFAULT_LIMITS
+
+router = APIRouter(prefix="/batches", tags=["batches"])
+
+#: Room for multipart framing and form fields on top of the largest batch intake reads.
+_BODY_SLACK_BYTES = 1024 * 1024
+_RAW_DEFAULT_NAME = "batch"
+_MAX_NAME_BYTES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A batch as received: its bytes, the file name to record, and the submission options."""
+
+    data: bytes
+    source_name: str
+    options: SubmissionOptions
+
+
+def records_document(records: list[Any]) -> bytes:
+    """``records`` as a JSON array with one item per line (item ``i`` starts on line ``i + 2``).
+
+    ASCII escapes keep any string, even one intake will reject, encodable."""
+    body = ",\n".join(json.dumps(item, ensure_ascii=True) for item in records)
+    return f"[\n{body}\n]\n".encode("ascii")
+
+
+def upload_name(name: str | None) -> str:
+    """The last component of a submitted file name; raises :class:`UploadRejected` when nothing
+    usable as a file name remains."""
+    label = source_label(name or _RAW_DEFAULT_NAME)
+    if (
+        label in (".", "..")
+        or len(label.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES
+        or any(unicodedata.category(c) in ("Cc", "Cs") for c in label)
+    ):
+        raise UploadRejected(f"unusable file name {name!r}")
+    return label
+
+
+def _validated(model: type[SubmissionOptions] | type[BatchCreate], data: Any, *, where: str) -> Any:
+    try:
+        if isinstance(data, bytes):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [err | {"loc": (where, *err["loc"])} for err in exc.errors(include_url=False)]
+        ) from None
+
+
+def _check_declared_size(request: Request) -> None:
+    declared = request.headers.get("content-length")
+    limit = DEFAULT_LIMITS.max_batch_bytes + _BODY_SLACK_BYTES
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(
+            f"the request body ({declared} bytes) is larger than a batch may be "
+            f"({DEFAULT_LIMITS.max_batch_bytes} bytes)"
+        )
+
+
+async def read_submission(
+    request: Request,
+    institution_id: Annotated[
+        str | None, Query(description="File uploads: submitting institution id.")
+    ] = None,
+    discipline: Annotated[
+        str | None, Query(description="File uploads: discipline for records that name none.")
+    ] = None,
+    strict: Annotated[
+        bool | None, Query(description="File uploads: record nothing when any item is rejected.")
+    ] = None,
+    wait: Annotated[
+        bool | None,
+        Query(description="File uploads: carry the batch through governance, anchoring, reward."),
+    ] = None,
+    filename: Annotated[
+        str | None, Query(description="Raw uploads: the file name to record (format hint).")
+    ] = None,
+) -> Submission:
+    """Read a submission from a JSON body (:class:`BatchCreate`), a multipart form (``file`` part;
+    options as form fields or query parameters) or a raw file body (options as query parameters)."""
+    _check_declared_size(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        batch: BatchCreate = _validated(BatchCreate, await request.body(), where="body")
+        return Submission(
+            data=records_document(batch.records),
+            source_name=upload_name(batch.source_name),
+            options=SubmissionOptions(
+                institution_id=batch.institution_id,
+                discipline=batch.discipline,
+                strict=batch.strict,
+                wait=batch.wait,
+            ),
+        )
+    query = {
+        name: value
+        for name, value in (
+            ("institution_id", institution_id),
+            ("discipline", discipline),
+            ("strict", strict),
+            ("wait", wait),
+        )
+        if value is not None
+    }
+    if content_type == "multipart/form-data":
+        return await _read_multipart(request, query)
+    if content_type == "application/x-www-form-urlencoded":
+        raise UnsupportedUpload("send the batch as JSON, as a multipart file, or as the raw body")
+    options = _validated(SubmissionOptions, query, where="query")
+    return Submission(data=await request.body(), source_name=upload_name(filename), options=options)
+
+
+async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission:
+    if importlib.util.find_spec("python_multipart") is None:
+        raise UnsupportedUpload(
+            "this server cannot read multipart forms (python-multipart is not installed); "
+            "send the file as the raw request body with ?institution_id=...&filename=..."
+        )
+    async with request.form() as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise UploadRejected("the multipart form has no file part named 'file'")
+        fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+        options = _validated(SubmissionOptions, query | fields, where="form")
+        data = await upload.read(DEFAULT_LIMITS.max_batch_bytes + 1)
+        return Submission(data=data, source_name=upload_name(upload.filename), options=options)
+
+
+SubmissionDep = Annotated[Submission, Depends(read_submission)]
+
+
+def submit_bytes(runtime: Runtime, submission: Submission) -> SubmissionOutcome:
+    """Submit received bytes through :meth:`Runtime.submit`, as a file named like the upload."""
+    options = submission.options
+    with tempfile.TemporaryDirectory(prefix="byr-upload-") as tmp:
+        path = Path(tmp) / submission.source_name
+        path.write_bytes(submission.data)
+        return runtime.submit(
+            path,
+            institution_id=options.institution_id,
+            discipline=options.discipline,
+            strict=options.strict,
+            wait=options.wait,
+        )
+
+
+def submission_public(outcome: SubmissionOutcome) -> SubmissionPublic:
+    """The ``byr submit --json`` document of ``outcome``."""
+    intake = outcome.intake
+    data: dict[str, Any] = {
+        "source": intake.source,
+        "items": intake.items_seen,
+        "valid_records": len(intake.records),
+        "issues": [issue.to_dict() for issue in intake.issues],
+        "redactions": intake.redaction_totals(),
+        "recorded": outcome.batch is not None,
+        "pipeline": outcome.pipeline,
+    }
+    if outcome.batch is not None and outcome.view is not None:
+        view = outcome.view
+        data.update(
+            batch_id=outcome.batch.batch_id,
+            merkle_root=outcome.batch.merkle_root,
+            metadata_hash=outcome.batch.metadata_hash,
+            record_ids=outcome.batch.record_ids,
+            status=view.status,
+            accepted=view.accepted_count,
+            policy_version=view.policy_version,
+            tx_hash=view.tx_hash,
+            block_number=view.block_number,
+            chain_id=view.chain_id,
+            contract_address=view.contract_address,
+            reward_wei=view.reward_wei if view.reward_tx_hash else None,
+            reward_tx_hash=view.reward_tx_hash,
+            anchor_error=view.anchor_error,
+        )
+    return SubmissionPublic.model_validate(data)
+
+
+_UPLOAD_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": BatchCreate.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "institution_id": {"type": "string"},
+                        "discipline": {"type": "string"},
+                        "strict": {"type": "boolean"},
+                        "wait": {"type": "boolean"},
+                    },
+                }
+            },
+            "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[WriteAccess],
+    openapi_extra=_UPLOAD_BODY_DOC,
+    responses=error_responses(401, 404, 413, 415, 422, 503),
+)
+def submit_batch(submission: SubmissionDep, runtime: RuntimeDep) -> SubmissionPublic:
+    """Validate, desensitize and record a batch (``byr submit``).
+
+    201 when a batch was recorded; ``issues`` lists every rejected item with its line, index and
+    field (the batch holds the valid ones). 422 ``BatchNotRecorded`` with the same issues when
+    nothing valid remains, or with ``strict`` when any item was rejected. With ``wait`` the batch
+    is governed, anchored and rewarded before the answer (governance loads its models on first
+    use, which takes a while)."""
+    outcome = submit_bytes(runtime, submission)
+    if outcome.batch is None:
+        intake = outcome.intake
+        raise BatchNotRecorded(
+            f"nothing recorded: {intake.summary()}", issues=[i.to_dict() for i in intake.issues]
+        )
+    return submission_public(outcome)
+
+
+@router.get("")
+def list_batches(
+    ledger: LedgerDep,
+    institution_id: Annotated[str | None, Query(description="Only this institution's.")] = None,
+) -> list[BatchPublic]:
+    """Every batch, oldest first."""
+    return [BatchPublic(**v.to_dict()) for v in ledger.batches(institution_id=institution_id)]
+
+
+@router.get("/{batch_id}", responses=error_responses(404))
+def read_batch(batch_id: str, ledger: LedgerDep) -> BatchPublic:
+    """One batch: Merkle root, manifest, status, governance totals, anchor and reward."""
+    return BatchPublic(**ledger.batch(batch_id).to_dict())
+
+
+@router.get("/{batch_id}/records", responses=error_responses(404))
+def list_records(
+    batch_id: str,
+    ledger: LedgerDep,
+    status: Annotated[
+        str | None, Query(description="Only records in this status (pending, accepted, ...).")
+    ] = None,
+) -> list[RecordPublic]:
+    """The batch's records in tree order."""
+    ledger.batch(batch_id)  # 404 for an unknown batch rather than an empty list
+    return [RecordPublic(**r.to_dict()) for r in ledger.records(batch_id, status=status)]
+
+
+@router.get("/{batch_id}/report", responses=error_responses(404))
+def read_report(batch_id: str, ledger: LedgerDep) -> GovernanceReportPublic:
+    """The batch's governance report (``byr report``): per-record decisions, scores, flags with
+    excerpts, reason and redaction counts, the reward, and the anchor. Before governance
+    ``governed`` is false and only the batch and chain fields are present."""
+    return GovernanceReportPublic.model_validate(batch_report(ledger, batch_id))

@@ -1,0 +1,263 @@
+"""The HTTP API's public models: what requests carry (``ThingCreate``) and what responses return
+(``ThingPublic``).
+
+Response models mirror the application views (``ledger.application``) field for field, so the API,
+the CLI's ``--json`` output and the views stay one vocabulary. Wei amounts are decimal strings
+(they overflow JSON numbers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.ids import INSTITUTION_ID_RE
+
+INSTITUTION_ID_PATTERN = INSTITUTION_ID_RE.pattern
+
+
+class ErrorIssue(BaseModel):
+    """One located problem. Intake issues carry ``source``/``line``/``index``/``field``/``code``;
+    request-validation issues carry ``loc``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    """The body of every error response."""
+
+    error: str = Field(description="Type of the error, e.g. NotFound or BatchNotRecorded.")
+    message: str = Field(description="What went wrong, complete on its own.")
+    issues: list[ErrorIssue] | None = Field(
+        None, description="Located problems, when the error has several (intake, validation)."
+    )
+
+
+class HealthPublic(BaseModel):
+    status: str = "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# institutions
+# ---------------------------------------------------------------------------------------------
+
+
+class InstitutionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    institution_id: str = Field(
+        pattern=INSTITUTION_ID_PATTERN, description="Short slug, e.g. bupt.", examples=["bupt"]
+    )
+    name: str = Field(min_length=1, max_length=200, description="Full name.")
+    account: str | None = Field(
+        None,
+        description="Address that receives BYR rewards; on the embedded chains a free development "
+        "account when omitted.",
+    )
+
+
+class InstitutionPublic(BaseModel):
+    institution_id: str
+    name: str
+    account: str
+    active: bool
+    registered_at: str
+    academic_tx_hash: str | None
+
+
+# ---------------------------------------------------------------------------------------------
+# batches and submissions
+# ---------------------------------------------------------------------------------------------
+
+
+class BatchCreate(BaseModel):
+    """A batch submitted as JSON: the records are read exactly like a JSON-array file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    institution_id: str = Field(description="Submitting institution id.", examples=["bupt"])
+    records: list[Any] = Field(
+        description="Alpaca-style objects (instruction, input, output, discipline, task_type, "
+        "license). Invalid items are reported as issues with their index and field."
+    )
+    discipline: str | None = Field(None, description="Discipline for records that name none.")
+    strict: bool = Field(False, description="Record nothing when any item is rejected.")
+    wait: bool = Field(
+        False, description="Carry the batch through governance, anchoring and reward first."
+    )
+    source_name: str = Field(
+        "records.json", description="File name recorded as the batch's source (no directories)."
+    )
+
+
+class SubmissionOptions(BaseModel):
+    """Options of a file upload (form fields, or query parameters of a raw upload)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    institution_id: str
+    discipline: str | None = None
+    strict: bool = False
+    wait: bool = False
+
+
+class IntakeIssuePublic(BaseModel):
+    source: str
+    line: int | None = Field(description="1-based line where the item starts.")
+    index: int | None = Field(description="0-based position of the item in the batch.")
+    field: str | None
+    code: str
+    severity: str
+    message: str
+
+
+class SubmissionPublic(BaseModel):
+    """What happened to one submitted batch (the ``byr submit --json`` document)."""
+
+    source: str
+    items: int
+    valid_records: int
+    issues: list[IntakeIssuePublic]
+    redactions: dict[str, int] = Field(description="PII type -> replacements made at intake.")
+    recorded: bool
+    batch_id: str | None = None
+    merkle_root: str | None = None
+    metadata_hash: str | None = None
+    record_ids: list[str] = []
+    status: str | None = None
+    accepted: int | None = None
+    policy_version: str | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    chain_id: int | None = None
+    contract_address: str | None = None
+    reward_wei: str | None = None
+    reward_tx_hash: str | None = None
+    anchor_error: str | None = None
+    pipeline: list[dict[str, Any]] = Field(
+        [], description="Governance/anchor/reward rounds run before answering (wait=true)."
+    )
+
+
+class BatchPublic(BaseModel):
+    batch_id: str
+    institution_id: str
+    source_name: str
+    merkle_root: str
+    metadata_hash: str
+    manifest: dict[str, Any]
+    record_count: int
+    status: str
+    submitted_at: str
+    rejected_at_intake: list[dict[str, Any]]
+    policy_version: str | None
+    accepted_count: int | None
+    contribution_score: float | None
+    reward_wei: str | None
+    chain_id: int | None
+    contract_address: str | None
+    tx_hash: str | None
+    block_number: int | None
+    anchor_error: str | None
+    reward_tx_hash: str | None
+
+
+class RecordPublic(BaseModel):
+    record_id: str
+    batch_id: str
+    index: int
+    source_line: int | None
+    record: dict[str, str] | None = Field(description="Canonical fields; null once erased.")
+    salt: str | None
+    record_hash: str
+    leaf: str
+    redactions: dict[str, int]
+    status: str
+    reasons: list[str]
+    decision: dict[str, Any] | None
+
+
+class GovernanceReportPublic(BaseModel):
+    """A batch's governance report (``byr report --json``). Before governance only the batch and
+    chain fields are present and ``governed`` is false."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch_id: str
+    institution_id: str
+    source: str
+    governed: bool
+    status: str
+    records: int = Field(description="Records in the batch.")
+    merkle_root: str
+    anchor_tx_hash: str | None
+    anchor_chain_id: int | None
+    reward_tx_hash: str | None
+    anchor_error: str | None
+    policy_version: str | None = None
+    accepted: int | None = None
+    rejected: int | None = None
+    reasons: dict[str, int] | None = Field(
+        None, description="Reason code -> number of records it applies to."
+    )
+    redactions: dict[str, int] | None = None
+    contribution_score: float | None = None
+    reward_wei: str | None = None
+    reward_byr: str | None = None
+    decisions: list[dict[str, Any]] | None = Field(
+        None,
+        description="Per record: accepted, reasons, scores, flags with character spans and "
+        "excerpts, duplicate_of, redactions, source_line.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# status, balances, dispatch, verification
+# ---------------------------------------------------------------------------------------------
+
+
+class StatusPublic(BaseModel):
+    head_position: int
+    institutions: int
+    batches_by_status: dict[str, int]
+    records_by_status: dict[str, int]
+    pending_jobs: dict[str, int]
+    failed_jobs: dict[str, int]
+    rewarded_wei_total: str
+    training_runs_by_status: dict[str, int]
+    projection_positions: dict[str, int]
+    projection_lag: int = Field(
+        description="Events the slowest projection has still to apply (head minus its position)."
+    )
+
+
+class BalancePublic(BaseModel):
+    account: str
+    institution_id: str
+    amount_wei: str
+    rewards: int
+
+
+class DispatchPublic(BaseModel):
+    rounds: list[dict[str, Any]] = Field(
+        description="One entry per round: what governance, anchoring and rewarding did."
+    )
+
+
+class CheckPublic(BaseModel):
+    name: str
+    ok: bool
+    reason: str
+
+
+class VerificationPublic(BaseModel):
+    """A verification report: ``ok`` is true when every check passed."""
+
+    ok: bool
+    batch_id: str
+    record_id: str | None
+    root: str
+    checks: list[CheckPublic]
