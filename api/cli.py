@@ -366,10 +366,7 @@ def verify(
 
     with _errors(as_json):
         bundle = load_bundle(bundle_path)
-        if offline:
-            report = verify_offline(bundle)
-        else:
-            report = _verify_online(bundle, rpc_url=rpc_url)
+        report = verify_offline(bundle) if offline else _verify_online(bundle, rpc_url=rpc_url)
     _emit(
         report.to_dict(),
         as_json=as_json,
@@ -380,32 +377,26 @@ def verify(
 
 
 def _verify_online(bundle: Any, *, rpc_url: str | None) -> Any:
-    """Online verification against ``rpc_url`` or the configured academic chain. A bundle that
-    names no contract is checked against the deployed AcademicLedger (and fails its chain checks)."""
+    """Online verification against ``rpc_url`` (only public reads) or the configured chain."""
+    if rpc_url is None:
+        with _runtime() as rt:
+            return rt.verify(bundle)
+    from eth_account import Account
+
     from ledger.audit import verify_online
+    from ledger.chain.backends import connect_rpc
     from ledger.chain.clients import AcademicLedgerClient
 
-    if rpc_url is not None:
-        if bundle.contract_address is None:
-            raise BundleHasNoAnchor(
-                "the bundle names no contract (exported before anchoring); use --offline"
-            )
-        from eth_account import Account
-
-        from ledger.chain.backends import connect_rpc
-
-        # Reads only: a throwaway key satisfies the signing connection without holding funds.
-        chain = connect_rpc(url=rpc_url, private_key=Account.create().key.hex())
-        try:
-            return verify_online(
-                bundle, academic=AcademicLedgerClient(chain, bundle.contract_address)
-            )
-        finally:
-            chain.close()
-    with _runtime() as rt:
-        rt.require_initialized()
-        address = bundle.contract_address or rt.deployments.academic.address
-        return verify_online(bundle, academic=AcademicLedgerClient(rt.academic_chain, address))
+    if bundle.contract_address is None:
+        raise BundleHasNoAnchor(
+            "the bundle names no contract (exported before anchoring); use --offline"
+        )
+    # Reads only: a throwaway key satisfies the signing connection without holding funds.
+    chain = connect_rpc(url=rpc_url, private_key=Account.create().key.hex())
+    try:
+        return verify_online(bundle, academic=AcademicLedgerClient(chain, bundle.contract_address))
+    finally:
+        chain.close()
 
 
 class BundleHasNoAnchor(LedgerError):

@@ -1,4 +1,4 @@
-"""The governance report of one batch, shared by ``byr report`` and ``GET /v1/batches/{id}/report``."""
+"""The governance report of one batch, for ``byr report`` and ``GET /v1/batches/{id}/report``."""
 
 from __future__ import annotations
 

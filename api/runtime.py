@@ -312,23 +312,34 @@ class Runtime:
                 return str(account.address)
         raise InvalidRequest("every development account is taken: pass --account")
 
-    def read_file(
-        self, path: Path, *, institution_id: str, discipline: str | None = None
-    ) -> IntakeResult:
-        """Validate and desensitize a batch file (nothing is recorded)."""
+    @cached_property
+    def redactor(self) -> Any:
+        """The PII redactor (its spaCy pipelines load once, on first use)."""
         from ingest.governance.pii import PiiRedactor
-        from ingest.intake import IntakeLimits, read_batch
 
-        limits = IntakeLimits(
+        return PiiRedactor()
+
+    def _limits(self) -> Any:
+        from ingest.intake import IntakeLimits
+
+        return IntakeLimits(
             max_field_chars=self.settings.max_field_chars,
             max_record_chars=self.settings.max_record_chars,
         )
-        return read_batch(
-            path,
+
+    def read_bytes(
+        self, data: bytes, *, source_name: str, institution_id: str, discipline: str | None = None
+    ) -> IntakeResult:
+        """Validate and desensitize a batch (nothing is recorded)."""
+        from ingest.intake import read_batch_bytes
+
+        return read_batch_bytes(
+            data,
+            source_name=source_name,
             institution_id=institution_id,
             default_discipline=discipline,
-            limits=limits,
-            desensitizer=PiiRedactor(),
+            limits=self._limits(),
+            desensitizer=self.redactor,
         )
 
     def submit(
@@ -340,14 +351,45 @@ class Runtime:
         strict: bool = False,
         wait: bool = False,
     ) -> SubmissionOutcome:
-        """Read, validate and desensitize ``path``; record its valid records as one batch.
+        """Read the batch file at ``path`` and :meth:`submit_bytes` it."""
+        from ingest.errors import BatchUnreadable
+
+        limit = self._limits().max_batch_bytes
+        try:
+            with Path(path).open("rb") as handle:
+                # One byte past the limit is enough for intake to report the batch as too large.
+                data = handle.read(limit + 1)
+        except OSError as exc:
+            raise BatchUnreadable(f"cannot read batch {path}: {exc.strerror or exc}") from exc
+        return self.submit_bytes(
+            data,
+            source_name=Path(path).name,
+            institution_id=institution_id,
+            discipline=discipline,
+            strict=strict,
+            wait=wait,
+        )
+
+    def submit_bytes(
+        self,
+        data: bytes,
+        *,
+        source_name: str,
+        institution_id: str,
+        discipline: str | None = None,
+        strict: bool = False,
+        wait: bool = False,
+    ) -> SubmissionOutcome:
+        """Validate and desensitize a batch; record its valid records as one batch.
 
         With ``strict`` a batch with any bad line records nothing. With ``wait`` the batch is
         carried through governance, anchoring and rewarding before returning.
         """
         self.require_initialized()
         self.ledger.institution(institution_id)  # fail fast on an unknown institution
-        intake = self.read_file(path, institution_id=institution_id, discipline=discipline)
+        intake = self.read_bytes(
+            data, source_name=source_name, institution_id=institution_id, discipline=discipline
+        )
         if not intake.records or (strict and not intake.ok):
             return SubmissionOutcome(intake=intake, batch=None, view=None)
         from ingest.governance.policy import load_policy
@@ -370,6 +412,18 @@ class Runtime:
         return SubmissionOutcome(
             intake=intake, batch=batch, view=self.ledger.batch(batch.batch_id), pipeline=pipeline
         )
+
+    def verify(self, bundle: Any, *, offline: bool = False) -> Any:
+        """Verify a proof bundle offline, or also against the configured academic chain. A bundle
+        that names no contract is checked against the deployed AcademicLedger (and fails its
+        chain checks)."""
+        from ledger.audit import verify_offline, verify_online
+
+        if offline:
+            return verify_offline(bundle)
+        self.require_initialized()
+        address = bundle.contract_address or self.deployments.academic.address
+        return verify_online(bundle, academic=AcademicLedgerClient(self.academic_chain, address))
 
     def dispatch_anchors(self) -> DispatchReport:
         return AnchorDispatcher(ledger=self.ledger, academic=self.academic).run_once()

@@ -3,7 +3,8 @@
 Each worker repeats one step of the pipeline until it is asked to stop (SIGTERM or SIGINT finish
 the current step, then exit 0). Between steps that found nothing to do it waits for the event log
 to move instead of spinning. Every step logs what it did and the projection lag; with
-``metrics_port`` the worker also serves Prometheus metrics (steps, items, errors, lag, last success).
+``metrics_port`` the worker also serves Prometheus metrics (steps, items, errors, lag, last
+success).
 """
 
 from __future__ import annotations

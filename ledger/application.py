@@ -1,4 +1,4 @@
-"""The ledger's use cases: register institutions, record batches, answer queries, build proofs, replay.
+"""The ledger's use cases: register institutions, record batches, answer queries, prove, replay.
 
 :class:`CorpusLedger` writes only events (to the :class:`~ledger.eventlog.base.EventLog`) and reads
 only projections (from the :class:`~ledger.projections.base.ProjectionStore`); after every write it

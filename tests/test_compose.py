@@ -69,7 +69,9 @@ def test_worker_kinds_exist(compose: dict[str, Any]) -> None:
     from api.workers import WorkerKind
 
     kinds = {
-        s["command"][1] for s in compose["services"].values() if s.get("command", [""])[0] == "worker"
+        s["command"][1]
+        for s in compose["services"].values()
+        if s.get("command", [""])[0] == "worker"
     }
     assert kinds == {k.value for k in WorkerKind}
 

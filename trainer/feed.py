@@ -86,7 +86,9 @@ def snapshot_from_feed(
             for r in records
         ],
         "batches": batches,
-        "institutions": dict(sorted(Counter(b["institution_id"] for b in batches.values()).items())),
+        "institutions": dict(
+            sorted(Counter(b["institution_id"] for b in batches.values()).items())
+        ),
         "disciplines": dict(sorted(Counter(r["discipline"] for r in records).items())),
         "filters": {
             "disciplines": list(disciplines or []),

@@ -1,4 +1,4 @@
-"""Lineage verification: adapter files -> run anchor -> dataset root -> records -> batches -> institutions.
+"""Lineage: adapter -> run anchor -> dataset root -> records -> batches -> institutions.
 
 Each link is checked against something the adapter's owner cannot change: the adapter bytes are
 re-hashed, the run's hashes are compared with the ``TrainingRunAnchored`` record on the academic
@@ -226,7 +226,9 @@ def _check_records(
     report.records = len(records)
     report.institutions = dict(sorted(institutions.items()))
     if problems:
-        shown = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+        shown = "; ".join(problems[:5]) + (
+            f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
         report.add("records_and_batches", False, shown)
     else:
         report.add(

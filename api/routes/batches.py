@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import tempfile
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -173,18 +171,16 @@ SubmissionDep = Annotated[Submission, Depends(read_submission)]
 
 
 def submit_bytes(runtime: Runtime, submission: Submission) -> SubmissionOutcome:
-    """Submit received bytes through :meth:`Runtime.submit`, as a file named like the upload."""
+    """Submit received bytes through the same intake path as ``byr submit``."""
     options = submission.options
-    with tempfile.TemporaryDirectory(prefix="byr-upload-") as tmp:
-        path = Path(tmp) / submission.source_name
-        path.write_bytes(submission.data)
-        return runtime.submit(
-            path,
-            institution_id=options.institution_id,
-            discipline=options.discipline,
-            strict=options.strict,
-            wait=options.wait,
-        )
+    return runtime.submit_bytes(
+        submission.data,
+        source_name=submission.source_name,
+        institution_id=options.institution_id,
+        discipline=options.discipline,
+        strict=options.strict,
+        wait=options.wait,
+    )
 
 
 def submission_public(outcome: SubmissionOutcome) -> SubmissionPublic:

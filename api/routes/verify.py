@@ -9,21 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import StateDep, exclusive
 from api.errors import error_responses
-from api.runtime import Runtime
 from api.schemas import VerificationPublic
-from ledger.audit import ProofBundle, VerificationReport, verify_offline, verify_online
+from ledger.audit import ProofBundle, verify_offline
 
 router = APIRouter(prefix="/verify", tags=["proofs"])
-
-
-def verify_on_chain(runtime: Runtime, bundle: ProofBundle) -> VerificationReport:
-    """``byr verify`` without ``--offline``: the offline checks and what the configured academic
-    chain confirms. A bundle that names no contract is checked against the deployed
-    AcademicLedger (and fails its chain checks)."""
-    from ledger.chain.clients import AcademicLedgerClient
-
-    address = bundle.contract_address or runtime.deployments.academic.address
-    return verify_online(bundle, academic=AcademicLedgerClient(runtime.academic_chain, address))
 
 
 @router.post("", responses=error_responses(422, 503))
@@ -41,5 +30,5 @@ async def verify(
         report = verify_offline(bundle)
     else:
         async with exclusive(state) as runtime:
-            report = await run_in_threadpool(verify_on_chain, runtime, bundle)
+            report = await run_in_threadpool(runtime.verify, bundle)
     return VerificationPublic(**report.to_dict())

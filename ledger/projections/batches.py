@@ -139,15 +139,13 @@ class BatchesProjection(Projection):
         )
         decisions = {d["record_id"]: d for d in event.decisions}
         rows = [
-            (RecordStatus.ACCEPTED, "[]", record_id)
-            for record_id in event.accepted_record_ids
+            (RecordStatus.ACCEPTED, "[]", record_id) for record_id in event.accepted_record_ids
         ] + [
             (RecordStatus.REJECTED, _dumps(reasons), record_id)
             for record_id, reasons in event.rejected.items()
         ]
         conn.executemany(
-            "UPDATE records SET status = ?, reasons = ?"
-            " WHERE record_id = ? AND status != 'erased'",
+            "UPDATE records SET status = ?, reasons = ? WHERE record_id = ? AND status != 'erased'",
             rows,
         )
         conn.executemany(

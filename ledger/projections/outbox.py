@@ -167,9 +167,7 @@ class OutboxProjection(Projection):
     def training_anchored(
         self, event: TrainingRunAnchored, envelope: Envelope, conn: sqlite3.Connection
     ) -> None:
-        self._close(
-            conn, JobKind.ANCHOR_RUN, event.run_id, envelope.position or 0, JobStatus.DONE
-        )
+        self._close(conn, JobKind.ANCHOR_RUN, event.run_id, envelope.position or 0, JobStatus.DONE)
 
     def _close_request(
         self, conn: sqlite3.Connection, run_id: str, position: int, status: JobStatus

@@ -24,7 +24,9 @@ EXAMPLES = ROOT / "examples"
 pytestmark = pytest.mark.slow
 
 
-def byr(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def byr(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     inherited = {k: v for k, v in os.environ.items() if k != "BYR_CRASH_AT"}
     full_env = inherited | {"BYR_HOME": str(home), "BYR_LOG_LEVEL": "WARNING"} | (env or {})
     return subprocess.run(
@@ -110,7 +112,11 @@ def test_malformed_lines_are_reported_and_good_ones_recorded(home: Path, tmp_pat
         "discipline": "computer_networks",
     }
     batch.write_text(
-        json.dumps(good) + "\n" + '{"instruction": "broken", \n' + json.dumps({"output": "x"}) + "\n",
+        json.dumps(good)
+        + "\n"
+        + '{"instruction": "broken", \n'
+        + json.dumps({"output": "x"})
+        + "\n",
         encoding="utf-8",
     )
     result = byr(home, "submit", str(batch), "--institution", "xidian", "--json")

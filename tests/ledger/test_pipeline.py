@@ -282,4 +282,3 @@ def test_chain_outage_defers_jobs_until_the_node_returns(tmp_path: Path) -> None
     finally:
         academic_node.stop()
         incentive_node.stop()
-

@@ -26,7 +26,10 @@ TOPICS = [
     ("What is entropy?", "Entropy measures the average information of a random source in bits."),
     ("What is TCP?", "TCP is a reliable, connection-oriented transport protocol."),
     ("What is an FFT?", "The FFT computes the discrete Fourier transform in O(n log n) time."),
-    ("What is overfitting?", "Overfitting is fitting noise in training data, hurting generalization."),
+    (
+        "What is overfitting?",
+        "Overfitting is fitting noise in training data, hurting generalization.",
+    ),
 ]
 
 
