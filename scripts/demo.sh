@@ -63,8 +63,9 @@ if run $BYR verify "$BYR_HOME/tampered.json"; then echo "a tampered bundle was a
 
 say "8. A LoRA run on the accepted English corpus ($DEMO_BASE, $DEMO_STEPS steps), anchored on the academic chain"
 run $BYR train --recipe knowledge_qa --base "$DEMO_BASE" --max-steps "$DEMO_STEPS" --language en \
-    --set training.max_seq_length=192 --json > "$BYR_HOME/train.json"
+    --set training.max_seq_length=192 --set training.learning_rate=1e-3 --json > "$BYR_HOME/train.json"
 field "$BYR_HOME/train.json" "'loss by step: ' + ' '.join(f'{x:.3f}' for x in d['losses'])"
+field "$BYR_HOME/train.json" "f\"mean loss of the first 3 steps {sum(d['losses'][:3])/3:.3f} -> last 3 steps {sum(d['losses'][-3:])/3:.3f}\""
 field "$BYR_HOME/train.json" "f\"run {d['run_id']} on {d['records']} records, adapter {d['adapter_dir']}, anchored in tx {d['anchor_tx_hash']}\""
 ADAPTER=$(field "$BYR_HOME/train.json" "d['adapter_dir']")
 
