@@ -53,7 +53,9 @@ class GovernanceService:
         self.engine = engine
 
     @classmethod
-    def open(cls, *, ledger: CorpusLedger, directory: Path, policy_path: Path | None = None) -> Self:
+    def open(
+        cls, *, ledger: CorpusLedger, directory: Path, policy_path: Path | None = None
+    ) -> Self:
         """A service with the packaged models and the policy; the embedding cache and the
         near-duplicate index live in ``directory``."""
         from ingest.governance.engine import GovernanceEngine
