@@ -5,7 +5,7 @@
 - :mod:`.writer`: optimistic concurrency through one fenced transactional identity per log;
 - :mod:`.consumer`: consumer groups over the family topics, for workers;
 - :mod:`.broker`: a real single-node broker from Maven Central jars, for tests and local use
-  (``scripts/kafka/kafka.sh up|down|status``).
+  (:mod:`.broker_cli`, ``scripts/kafka/kafka.sh up|down|status``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from ledger.eventlog.kafka.log import KafkaEventLog, open_url
 
 def kafka_url(bootstrap: str, *, prefix: str | None = None) -> str:
     """The ``kafka://`` URL of the log with topic ``prefix`` (default ``byr``) at ``bootstrap``."""
-    config = KafkaLogConfig(bootstrap=bootstrap, **({"prefix": prefix} if prefix else {}))
+    config = KafkaLogConfig(bootstrap=bootstrap)
+    if prefix:
+        config = KafkaLogConfig(bootstrap=bootstrap, prefix=prefix)
     return config.url()
 
 

@@ -7,23 +7,17 @@ the storage is formatted with ``kafka.tools.StorageTool format --standalone`` an
 that started it. Its home folder holds the rendered ``server.properties``, the data, the pid file
 and the broker's log.
 
-Command line (``scripts/kafka/kafka.sh`` wraps it)::
-
-    python -m ledger.eventlog.kafka.broker up      # idempotent; prints the bootstrap address
-    python -m ledger.eventlog.kafka.broker status  # exit status 0 when it answers, 3 when not
-    python -m ledger.eventlog.kafka.broker down    # SIGTERM, then SIGKILL after a timeout
+Command line: :mod:`ledger.eventlog.kafka.broker_cli` (``scripts/kafka/kafka.sh`` wraps it).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -377,55 +371,3 @@ def _wait_exit(pid: int, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return not _alive(pid)
-
-
-# -- command line ------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kafka.sh", description="Run a local single-node Kafka broker (KRaft)."
-    )
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--home", type=Path, default=None, help="broker folder (var/kafka)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BYR_KAFKA_PORT", 19092)))
-    parser.add_argument(
-        "--controller-port",
-        type=int,
-        default=int(os.environ.get("BYR_KAFKA_CONTROLLER_PORT", 19093)),
-    )
-    parser.add_argument("--heap-mb", type=int, default=DEFAULT_HEAP_MB)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    config = BrokerConfig(
-        home=args.home or default_home(),
-        port=args.port,
-        controller_port=args.controller_port,
-        heap_mb=args.heap_mb,
-    )
-    broker = LocalBroker(config)
-    try:
-        if args.command == "up":
-            print(broker.up(timeout_s=args.timeout))
-            return 0
-        if args.command == "down":
-            stopped = broker.down(timeout_s=args.timeout)
-            print("stopped" if stopped else "not running")
-            return 0
-        status = broker.status()
-        if status.running:
-            print(f"running pid={status.pid} bootstrap={status.bootstrap}")
-            return 0
-        print("not running" if status.pid is None else f"not answering pid={status.pid}")
-        return 3
-    except KafkaBrokerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

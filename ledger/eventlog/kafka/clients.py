@@ -21,6 +21,9 @@ from ledger.eventlog.kafka.errors import KafkaUnavailable
 
 _TOPIC_ALREADY_EXISTS = kafka_errors.TopicAlreadyExistsError.errno
 _KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+_RECONNECT_BACKOFF_MAX_MS = 1000
+"""Reconnect attempts back off to at most this: a restarted broker is used again within 1 s
+(kafka-python's default, 30 s, would leave an append waiting long after the broker is back)."""
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -61,6 +64,7 @@ def new_admin(config: KafkaLogConfig) -> KafkaAdminClient:
             client_id=f"{config.prefix}-admin",
             bootstrap_timeout_ms=_timeout_ms(config),
             request_timeout_ms=_timeout_ms(config),
+            reconnect_backoff_max_ms=_RECONNECT_BACKOFF_MAX_MS,
         )
 
 
@@ -85,6 +89,7 @@ def new_consumer(
         "fetch_max_wait_ms": 100,
         "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
         "fetch_max_bytes": 4 * MAX_MESSAGE_BYTES,
+        "reconnect_backoff_max_ms": _RECONNECT_BACKOFF_MAX_MS,
     }
     settings.update(overrides)
     with translated(config, "connecting a consumer"):
@@ -105,7 +110,11 @@ def new_transactional_producer(config: KafkaLogConfig) -> KafkaProducer:
             transaction_timeout_ms=int(config.transaction_timeout_s * 1000),
             enable_idempotence=True,
             acks="all",
-            linger_ms=0,
+            # Records wait in the accumulator until the writer flushes before committing: one
+            # request per partition per transaction, instead of waking the sender thread for
+            # every small batch (which costs more than the sends themselves in kafka-python).
+            linger_ms=1000,
+            batch_size=1024 * 1024,
             # The coordinator answers CONCURRENT_TRANSACTIONS while the previous transaction's
             # markers are written (a few ms); the default 100 ms back-off would dominate latency.
             retry_backoff_ms=10,
@@ -113,6 +122,7 @@ def new_transactional_producer(config: KafkaLogConfig) -> KafkaProducer:
             delivery_timeout_ms=max(_timeout_ms(config), 31_000),
             request_timeout_ms=30_000,
             bootstrap_timeout_ms=_timeout_ms(config),
+            reconnect_backoff_max_ms=_RECONNECT_BACKOFF_MAX_MS,
             max_request_size=MAX_MESSAGE_BYTES,
         )
         try:

@@ -165,10 +165,15 @@ class LogWriter:
                     return
                 if attempt and time.monotonic() > deadline:
                     for request in pending:
+                        outcome = (
+                            "its outcome is unknown: read the stream before retrying"
+                            if request.futures
+                            else "nothing was stored"
+                        )
                         request.error = KafkaUnavailable(
                             self._config.bootstrap,
-                            f"append not stored within {self._config.timeout_s:.0f} s "
-                            f"(last error: {last_error!r})",
+                            f"append not confirmed within {self._config.timeout_s:.0f} s, "
+                            f"{outcome} (last error: {last_error!r})",
                         )
                     return
                 try:
@@ -234,6 +239,7 @@ class LogWriter:
             )
             for stream_id, head in heads.items()
         ]
+        producer.flush(timeout=self._config.timeout_s)
         producer.commit_transaction()
         # Every send must have succeeded, not only those whose offsets are returned: when a send
         # is refused for a stale epoch, kafka-python bumps the epoch, which aborts the

@@ -1,0 +1,450 @@
+"""The Kafka backend against a real broker: the shared suite, then what only Kafka has.
+
+Every test works on its own topic prefix, so tests never see each other's events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from ledger.eventlog import (
+    ConcurrencyConflict,
+    EventLog,
+    EventLogURLError,
+    IntegrityIssue,
+    StreamAppend,
+    open_event_log,
+)
+from ledger.eventlog.kafka import (
+    Delivery,
+    KafkaEventLog,
+    KafkaLogConfig,
+    KafkaUnavailable,
+    kafka_url,
+    parse_url,
+)
+from ledger.eventlog.kafka.broker import LocalBroker, free_port, tools_available
+from ledger.eventlog.kafka.broker_cli import main as broker_main
+from ledger.events import Envelope, Topic, envelope_hash
+from ledger.projections import ProjectionRunner, ProjectionStore
+from tests.kafka_fixtures import (
+    KafkaForTests,
+    kafka_broker_fixture,  # noqa: F401 - provides the kafka_broker fixture
+    new_prefix,
+    start_local_broker,
+)
+from tests.ledger.eventlog_suite import EventLogSuite, notes, texts_of
+from tests.ledger.test_projections_base import NoteCounter
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.kafka
+class TestKafkaEventLog(EventLogSuite):
+    bootstrap: str
+    prefix: str
+
+    @pytest.fixture(autouse=True)
+    def _fresh_topics(self, kafka_broker: KafkaForTests) -> None:
+        self.bootstrap = kafka_broker.bootstrap
+        self.prefix = new_prefix()
+
+    def create_log(self) -> EventLog:
+        return open_event_log(kafka_url(self.bootstrap, prefix=self.prefix))
+
+    def reopen_log(self) -> EventLog:
+        return open_event_log(kafka_url(self.bootstrap, prefix=self.prefix))
+
+
+@pytest.fixture
+def log(kafka_broker: KafkaForTests) -> Iterator[KafkaEventLog]:
+    opened = open_event_log(kafka_broker.url(family_partitions=4))
+    assert isinstance(opened, KafkaEventLog)
+    yield opened
+    opened.close()
+
+
+# -- URLs and errors (no broker needed) -----------------------------------------------------------
+
+
+def test_urls_round_trip_and_name_the_topics() -> None:
+    config = parse_url("kafka://127.0.0.1:19092,127.0.0.1:29092?prefix=lab&family_partitions=3")
+    assert config == KafkaLogConfig(
+        bootstrap="127.0.0.1:19092,127.0.0.1:29092", prefix="lab", family_partitions=3
+    )
+    assert parse_url(config.url()) == config
+    assert (config.log_topic, config.heads_topic) == ("lab.log", "lab.heads")
+    assert config.family_topic(Topic.CORPUS) == "lab.corpus"
+    default = parse_url(kafka_url("localhost:9092"))
+    assert default.family_topic(Topic.TRAINING) == Topic.TRAINING.value == "byr.training"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("kafka://", "names its brokers"),
+        ("kafka://host", "not host:port"),
+        ("kafka://h:1/path", "names its brokers"),
+        ("kafka://h:1?partitions=3", "unknown kafka URL option"),
+        ("kafka://h:1?family_partitions=many", "not a int"),
+        ("kafka://h:1?prefix=no/slash", "prefix must be"),
+    ],
+)
+def test_bad_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(EventLogURLError, match=message):
+        open_event_log(url)
+
+
+def test_an_unreachable_broker_is_a_retryable_error_naming_it() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(KafkaUnavailable, match=address) as caught:
+        open_event_log(f"kafka://{address}?timeout_s=1")
+    assert caught.value.retryable
+    assert caught.value.bootstrap == address
+    assert time.monotonic() - started < 15
+
+
+# -- Kafka specifics ----------------------------------------------------------------------------
+
+
+@pytest.mark.kafka
+def test_positions_are_log_offsets_plus_one_and_survive_in_projections(
+    log: KafkaEventLog, tmp_path: Path
+) -> None:
+    log.append("batch-a", notes("a1", "a2"), expected_version=0)
+    log.append("batch-b", notes("b1"), expected_version=0)
+    everything = list(log.read_all())
+    positions = [e.position for e in everything]
+    # Each transaction ends with a commit marker that takes an offset: positions are sparse.
+    assert positions == [1, 2, 4]
+    assert log.head_position() == 4
+
+    with ProjectionStore(tmp_path / "state.db") as store:
+        runner = ProjectionRunner(log=log, store=store, projections=[NoteCounter()])
+        assert runner.catch_up().position == 4
+        log.append("batch-a", notes("a3"), expected_version=2)
+        report = runner.catch_up()
+        assert report.position == log.head_position()
+        counts = dict(store.reader().execute("SELECT * FROM example_note_counts"))
+    assert counts == {"batch-a": 3, "batch-b": 1}
+
+
+@pytest.mark.kafka
+def test_append_many_lands_in_family_topics_keyed_by_stream(log: KafkaEventLog) -> None:
+    stored = log.append_many(
+        [
+            StreamAppend(f"batch-{i}", notes(f"n{i}-1", f"n{i}-2"), expected_version=0)
+            for i in range(6)
+        ]
+    )
+    with log.consume(group_id="reader", topics=[Topic.TRAINING]) as consumer:
+        deliveries: list[Delivery] = []
+        deadline = time.monotonic() + 30
+        while len(deliveries) < len(stored) and time.monotonic() < deadline:
+            deliveries.extend(consumer.poll(timeout=0.5))
+    assert sorted(d.envelope.event_id for d in deliveries) == sorted(e.event_id for e in stored)
+    by_id = {e.event_id: e for e in stored}
+    partitions: dict[str, set[int]] = {}
+    for d in deliveries:
+        assert d.topic == log.config.family_topic(Topic.TRAINING)
+        assert d.envelope == by_id[d.envelope.event_id]  # same fields, same hash
+        partitions.setdefault(d.envelope.stream_id, set()).add(d.partition)
+    assert all(len(p) == 1 for p in partitions.values())
+
+
+@pytest.mark.kafka
+def test_a_consumer_group_splits_partitions_and_commits_what_it_processed(
+    log: KafkaEventLog,
+) -> None:
+    streams = [f"batch-{i}" for i in range(16)]
+    received: dict[str, list[Envelope]] = {"left": [], "right": []}
+    assigned: dict[str, set[tuple[str, int]]] = {"left": set(), "right": set()}
+    stop = threading.Event()
+    errors: queue.Queue[BaseException] = queue.Queue()
+
+    def member(name: str) -> None:
+        try:
+            with log.consume(group_id="workers", topics=[Topic.TRAINING]) as consumer:
+                while not stop.is_set():
+                    for delivery in consumer.poll(timeout=0.1):
+                        received[name].append(delivery.envelope)
+                        delivery.commit()
+                    assigned[name] = consumer.assignment()
+        except BaseException as exc:
+            errors.put(exc)
+
+    threads = [threading.Thread(target=member, args=(n,)) for n in received]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            assigned["left"]
+            and assigned["right"]
+            and len(assigned["left"] | assigned["right"]) == 4
+        ):
+            time.sleep(0.05)
+        assert assigned["left"] and assigned["right"], assigned
+        assert not assigned["left"] & assigned["right"]
+
+        stored = []
+        for stream_id in streams:
+            stored += log.append(stream_id, notes("one", "two"), expected_version=0)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(map(len, received.values())) < len(stored):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors.empty(), errors.get()
+
+    assert received["left"] and received["right"]
+    got = [e.event_id for e in received["left"] + received["right"]]
+    assert sorted(got) == sorted(e.event_id for e in stored)  # each exactly once
+    for envelopes in received.values():
+        for stream_id in {e.stream_id for e in envelopes}:
+            assert [e.sequence for e in envelopes if e.stream_id == stream_id] == [1, 2]
+
+    # Everything was committed: the group has nothing left, a new group replays it all.
+    with log.consume(group_id="workers", topics=[Topic.TRAINING]) as again:
+        assert all(not again.poll(timeout=0.5) for _ in range(6))
+    with log.consume(group_id="auditors", topics=[Topic.TRAINING]) as fresh:
+        replayed: list[str] = []
+        deadline = time.monotonic() + 30
+        while len(replayed) < len(stored) and time.monotonic() < deadline:
+            replayed += [d.envelope.event_id for d in fresh.poll(timeout=0.5)]
+    assert sorted(replayed) == sorted(got)
+
+
+@pytest.mark.kafka
+def test_records_written_around_the_writer_are_caught_by_verification(
+    log: KafkaEventLog,
+) -> None:
+    log.append("batch-a", notes("a1", "a2"), expected_version=0)
+    log.append("batch-b", notes("b1"), expected_version=0)
+    (a1, a2) = log.read_stream("batch-a")
+    assert log.verify_integrity().ok
+
+    forged = a2.hashed_fields() | {"sequence": 3, "prev_hash": a2.hash, "event_id": "forged"}
+    forged["payload"] = {"text": "forged", "tags": [], "extra": {}}
+    edited = a1.hashed_fields() | {"payload": {"text": "edited", "tags": [], "extra": {}}}
+    raw = KafkaProducer(bootstrap_servers=log.config.bootstrap)
+    try:
+        for fields, digest in ((forged, envelope_hash(forged)), (edited, a1.hash)):
+            value = json.dumps(fields | {"hash": digest}).encode()
+            raw.send(log.config.log_topic, key=b"batch-a", value=value, partition=0).get(30)
+        raw.send(log.config.log_topic, key=b"batch-b", value=b"{not json", partition=0).get(30)
+    finally:
+        raw.close()
+
+    report = log.verify_integrity()
+    assert report.issues() == {
+        IntegrityIssue.HEAD_MISMATCH,  # batch-a: events go past the recorded head
+        IntegrityIssue.HASH_MISMATCH,  # the edited copy of a1
+        IntegrityIssue.SEQUENCE_GAP,  # ... which repeats sequence 1
+        IntegrityIssue.BROKEN_LINK,
+        IntegrityIssue.UNREADABLE,  # the garbage record
+    }
+    assert {p.stream_id for p in report.problems} == {"batch-a", "batch-b"}
+
+
+# -- several processes and a broker restart -----------------------------------------------------
+
+_CHILD = "import sys; from tests.ledger.test_eventlog_kafka import child_main; child_main(sys.argv)"
+
+
+def child_main(argv: list[str]) -> None:
+    """Entry point of the writer processes the tests below start (``argv[1]`` names the job)."""
+    job, url, name = argv[1], argv[2], argv[3]
+    out = sys.stdout
+    with open_event_log(url) as log:
+        if job == "race":
+            rounds, shared = int(argv[4]), int(argv[5])
+            log.stream_version("batch-warmup")
+            out.write("ready\n")
+            out.flush()
+            sys.stdin.readline()
+            for r in range(rounds):
+                try:
+                    log.append(f"batch-race-{r}", notes(name), expected_version=0)
+                    out.write(f"win {r}\n")
+                except ConcurrencyConflict:
+                    out.write(f"conflict {r}\n")
+                out.flush()
+            for i in range(shared):
+                while True:
+                    try:
+                        version = log.stream_version("batch-shared")
+                        log.append("batch-shared", notes(f"{name}-{i}"), expected_version=version)
+                        break
+                    except ConcurrencyConflict:
+                        continue
+            out.write("done\n")
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, *args],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_two_processes_racing_have_one_winner_per_stream_and_lose_nothing(
+    kafka_broker: KafkaForTests,
+) -> None:
+    url = kafka_broker.url()
+    rounds, shared = 6, 8
+    children = [_spawn("race", url, name, str(rounds), str(shared)) for name in ("p1", "p2")]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outputs = [child.communicate(timeout=240)[0].split("\n") for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    assert [child.returncode for child in children] == [0, 0]
+
+    for r in range(rounds):
+        results = sorted(
+            line.split()[0] for out in outputs for line in out if line.endswith(f" {r}")
+        )
+        assert results == ["conflict", "win"], (r, results)
+    with open_event_log(url) as log:
+        for r in range(rounds):
+            assert log.stream_version(f"batch-race-{r}") == 1
+        shared_texts = texts_of(list(log.read_stream("batch-shared")))
+        assert sorted(shared_texts) == sorted(
+            f"{p}-{i}" for p in ("p1", "p2") for i in range(shared)
+        )
+        for p in ("p1", "p2"):
+            assert [t for t in shared_texts if t.startswith(p)] == [
+                f"{p}-{i}" for i in range(shared)
+            ]
+        assert log.verify_integrity().ok
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_broker_restart_mid_stream_loses_and_duplicates_nothing(
+    kafka_broker: KafkaForTests, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Restart the session's broker when this session started it; else start one of our own.
+    broker = kafka_broker.local
+    if broker is None:
+        missing = tools_available()
+        if missing:
+            pytest.skip(f"cannot restart the broker at {kafka_broker.bootstrap}: {missing}")
+        broker = start_local_broker(tmp_path_factory.mktemp("restart"))
+    try:
+        _write_through_a_restart(broker)
+    finally:
+        if kafka_broker.local is None:
+            broker.down()
+
+
+def _write_through_a_restart(broker: LocalBroker) -> None:
+    url = f"kafka://{broker.bootstrap}?prefix={new_prefix()}&timeout_s=90"
+    acknowledged: list[Envelope] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    with open_event_log(url) as log:
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                stream_id = f"batch-{i % 5}"
+                try:
+                    version = log.stream_version(stream_id)
+                    acknowledged.extend(
+                        log.append(stream_id, notes(f"n{i}"), expected_version=version)
+                    )
+                    i += 1
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            _wait_until(lambda: len(acknowledged) >= 20, timeout=60)
+            broker.restart(timeout_s=180)
+            after_restart = len(acknowledged)
+            _wait_until(lambda: len(acknowledged) >= after_restart + 20 or bool(failures), 120)
+        finally:
+            stop.set()
+            thread.join(timeout=120)
+        assert not failures, failures
+        assert not thread.is_alive()
+
+        stored = list(log.read_all())
+        assert [e.event_id for e in stored] == [e.event_id for e in acknowledged]
+        assert [e.position for e in stored] == [e.position for e in acknowledged]
+        report = log.verify_integrity()
+        assert report.ok, report.problems
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+# -- the local broker's command line ------------------------------------------------------------
+
+
+def test_broker_status_and_down_without_a_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--home", str(tmp_path), "--port", str(free_port()), "--controller-port", "1"]
+    assert broker_main(["status", *args]) == 3
+    assert broker_main(["down", *args]) == 0
+    assert capsys.readouterr().out.splitlines() == ["not running", "not running"]
+
+
+@pytest.mark.kafka
+def test_broker_up_is_idempotent_and_status_reports_it(
+    kafka_broker: KafkaForTests, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if kafka_broker.local is None:
+        pytest.skip("the session uses a broker it did not start")
+    config = kafka_broker.local.config
+    args = [
+        "--home",
+        str(config.home),
+        "--port",
+        str(config.port),
+        "--controller-port",
+        str(config.controller_port),
+    ]
+    started = time.monotonic()
+    assert broker_main(["up", *args]) == 0
+    assert time.monotonic() - started < 10
+    assert broker_main(["status", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == kafka_broker.bootstrap
+    assert out[1].startswith("running pid=") and out[1].endswith(kafka_broker.bootstrap)
