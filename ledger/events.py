@@ -1,8 +1,8 @@
 """Domain events: frozen, typed, versioned, registered once with their topic.
 
-An event class says *what happened* (past tense). The event log stores it inside an :class:`Envelope`
-that adds identity, ordering and a tamper-evident hash chain. Decoding an envelope looks the type up in
-the registry, upcasts old schema versions, and fails loudly on unknown types.
+An event class says *what happened* (past tense). The event log stores it inside an
+:class:`Envelope` that adds identity, ordering and a tamper-evident hash chain. Decoding an envelope
+looks the type up in the registry, upcasts old schema versions, and fails loudly on unknown types.
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ def event(*, topic: Topic, version: int = 1) -> Callable[[E], E]:
 
 def upcaster(
     event_type: str, from_version: int
-) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]]:
-    """Register a function that turns a ``from_version`` payload into a ``from_version + 1`` payload."""
+) -> Callable[
+    [Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]
+]:
+    """Register a function turning a ``from_version`` payload into a ``from_version + 1`` one."""
 
     def register(
         fn: Callable[[dict[str, Any]], dict[str, Any]],
@@ -103,8 +105,9 @@ def utcnow() -> datetime:
 class Envelope:
     """One stored event: identity, ordering, payload and the per-stream hash chain.
 
-    ``hash`` covers every field except ``hash`` and ``position`` (the position is assigned by the log and
-    differs between backends). ``prev_hash`` is the previous envelope's ``hash`` in the same stream, or
+    ``hash`` covers every field except ``hash`` and ``position`` (the position is assigned by the
+    log and differs between backends). ``prev_hash`` is the previous envelope's ``hash`` in the
+    same stream, or
     :data:`ZERO_HASH` for the first.
     """
 
@@ -262,7 +265,7 @@ class InstitutionDeactivated(DomainEvent):
 
 
 class RecordEntry(BaseModel):
-    """One record as stored in the log: desensitized fields, salt and Merkle data (never raw PII)."""
+    """One record as stored in the log: desensitized fields, salt and Merkle data (no raw PII)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -296,7 +299,7 @@ class CorpusBatchSubmitted(DomainEvent):
 
 @event(topic=Topic.CORPUS)
 class RecordGoverned(DomainEvent):
-    """Governance decision for one record (issued inside :class:`BatchGoverned`, kept for the feed)."""
+    """Governance decision for one record (the per-record form of :class:`BatchGoverned`)."""
 
     batch_id: str
     record_id: str

@@ -5,9 +5,9 @@ For each batch with an open governance job it scores the batch's records with th
 near-duplicate index, and appends ``BatchGoverned`` to the batch's stream. The append is
 conditional on the stream version the service read, so two workers never both decide one batch.
 
-Crash safety: the engine writes the index before the event is appended. If the process dies in between, the batch is
-governed again on restart; the index ignores a record's match with itself, so the decision is the
-same, and adding the records again is a no-op.
+Crash safety: the engine writes the index before the event is appended. If the process dies in
+between, the batch is governed again on restart; the index ignores a record's match with itself,
+so the decision is the same, and adding the records again is a no-op.
 """
 
 from __future__ import annotations

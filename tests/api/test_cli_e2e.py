@@ -145,9 +145,13 @@ def test_reward_dispatcher_killed_after_mint_pays_exactly_once(home: Path) -> No
     ok_json(byr(home, "dispatch", "--json"))  # finish work left by earlier tests
     submitted = ok_json(
         byr(
-            home, "submit", str(EXAMPLES / "governance_cases.jsonl"), "--institution", "uestc",
+            home,
+            "submit",
+            str(EXAMPLES / "governance_cases.jsonl"),
+            "--institution",
+            "uestc",
             "--json",
-        )  # fmt: skip
+        )
     )
     batch_id = submitted["batch_id"]
 
