@@ -192,7 +192,7 @@ def seal(
     occurred_at: datetime | None = None,
 ) -> Envelope:
     """Wrap ``evt`` in an envelope that continues a stream whose last hash is ``prev_hash``."""
-    fields = {
+    fields: dict[str, Any] = {
         "event_id": event_id or str(uuid.uuid4()),
         "stream_id": stream_id,
         "sequence": sequence,
