@@ -95,7 +95,7 @@ def test_tampered_bundle_fails_with_a_reason(home: Path, submitted: dict[str, An
     assert result.returncode == 1
     failed = {c["name"]: c for c in json.loads(result.stdout)["checks"] if not c["ok"]}
     assert set(failed) == {"record_hash"}
-    assert "changed" in failed["record_hash"]["detail"]
+    assert "changed" in failed["record_hash"]["reason"]
 
 
 def test_replay_equals_live_state(home: Path, submitted: dict[str, Any]) -> None:
