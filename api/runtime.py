@@ -16,7 +16,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from ledger.application import BatchView, CorpusLedger, InvalidRequest, SubmittedBatch
+from ledger.application import (
+    BatchView,
+    CorpusLedger,
+    InstitutionView,
+    InvalidRequest,
+    SubmittedBatch,
+)
 from ledger.batching import RecordInput
 from ledger.chain.backends import Chain
 from ledger.chain.clients import AcademicLedgerClient, BYRTokenClient
@@ -271,7 +277,9 @@ class Runtime:
             "institutions": institutions,
         }
 
-    def add_institution(self, *, institution_id: str, name: str, account: str | None = None):  # type: ignore[no-untyped-def]
+    def add_institution(
+        self, *, institution_id: str, name: str, account: str | None = None
+    ) -> InstitutionView:
         """Register an institution on the academic chain, then in the log (idempotent)."""
         from eth_utils import is_address, to_checksum_address
 
@@ -514,7 +522,8 @@ class Runtime:
                 event = event.model_copy(
                     update={"config": {**event.config, "request_id": request_id}}
                 )
-            self.ledger.append(run_stream(event.run_id), [event])  # type: ignore[attr-defined]
+            run_id = event.model_dump(include={"run_id"})["run_id"]  # every training event has one
+            self.ledger.append(run_stream(run_id), [event])
 
         runs_dir = self.settings.home / "runs"
         target = output_dir or runs_dir / (request_id or _timestamped(request.recipe))
