@@ -1,0 +1,270 @@
+"""Training data: accepted records -> prompt/response token ids -> deterministic micro-batches.
+
+Records are mappings with ``record_id``, ``instruction``, ``input`` (may be empty) and ``output``;
+``discipline``, ``language`` and ``leaf`` are optional and only summarized. The loss covers the
+response tokens only (prompt labels are -100).
+
+Determinism, which exact resume relies on:
+- the train/validation split depends only on each record id (:func:`is_validation`);
+- examples are ordered by record id, so the order records arrive in does not matter;
+- epoch ``e`` visits the training examples in a permutation drawn from ``Random(f"{seed}:{e}")`` and
+  cuts it into micro-batches; a run's *data position* is the number of micro-batches consumed so
+  far, which determines everything that follows (:class:`BatchStream`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ledger.canonical import jcs
+from trainer.errors import DatasetError
+
+if TYPE_CHECKING:
+    import torch
+
+REQUIRED_FIELDS = ("record_id", "instruction", "input", "output")
+IGNORE_INDEX = -100
+
+ALPACA_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+ALPACA_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes "
+    "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
+
+
+class DatasetSnapshotLike(Protocol):
+    """What the trainer needs from a dataset snapshot (the corpus feed builds real ones)."""
+
+    @property
+    def records(self) -> Sequence[Mapping[str, Any]]: ...
+
+    @property
+    def dataset_root(self) -> str: ...
+
+    @property
+    def manifest(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RecordsSnapshot:
+    """A snapshot made from plain records, for callers without a corpus feed (tests, benchmarks)."""
+
+    records: Sequence[Mapping[str, Any]]
+    dataset_root: str
+    manifest: Mapping[str, Any] = field(default_factory=dict)
+
+
+def records_root(record_ids: Sequence[str]) -> str:
+    """``0x`` + sha256 of the RFC 8785 JSON of the sorted record ids.
+
+    The identity used for a :class:`RecordsSnapshot`; it is not the Merkle dataset root of a feed
+    snapshot.
+    """
+    return "0x" + hashlib.sha256(jcs(sorted(record_ids))).hexdigest()
+
+
+def as_snapshot(dataset: DatasetSnapshotLike | Sequence[Mapping[str, Any]]) -> DatasetSnapshotLike:
+    """``dataset`` itself when it is snapshot-like, else a :class:`RecordsSnapshot` of the
+    records."""
+    if hasattr(dataset, "records") and hasattr(dataset, "dataset_root"):
+        return dataset  # type: ignore[return-value]
+    records = list(dataset)  # type: ignore[arg-type]
+    check_records(records)
+    return RecordsSnapshot(
+        records=records, dataset_root=records_root([r["record_id"] for r in records])
+    )
+
+
+def check_records(records: Sequence[Mapping[str, Any]]) -> None:
+    """Raise :class:`DatasetError` naming the record and field when a record is unusable."""
+    seen: set[str] = set()
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise DatasetError(f"record #{index} is not a mapping")
+        for name in REQUIRED_FIELDS:
+            if not isinstance(record.get(name), str):
+                ident = record.get("record_id", f"#{index}")
+                raise DatasetError(f"record {ident}: field {name!r} must be a string")
+        if not record["output"].strip():
+            raise DatasetError(f"record {record['record_id']}: empty output, nothing to learn")
+        if record["record_id"] in seen:
+            raise DatasetError(f"record {record['record_id']} appears twice")
+        seen.add(record["record_id"])
+
+
+def is_validation(record_id: str, fraction: float) -> bool:
+    """Whether ``record_id`` is held out: the first 8 bytes of sha256(record id), read as a
+    big-endian integer over 2**64, fall below ``fraction``."""
+    value = int.from_bytes(hashlib.sha256(record_id.encode("utf-8")).digest()[:8], "big")
+    return value / 2**64 < fraction
+
+
+def split_records(
+    records: Sequence[Mapping[str, Any]], *, val_fraction: float
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """``(train, validation)``, each sorted by record id. Raises :class:`DatasetError` when no
+    record is left for training."""
+    check_records(records)
+    ordered = sorted(records, key=lambda r: r["record_id"])
+    val = [r for r in ordered if is_validation(r["record_id"], val_fraction)]
+    train = [r for r in ordered if not is_validation(r["record_id"], val_fraction)]
+    if not train:
+        raise DatasetError(f"no training records left after a {val_fraction} validation split")
+    return train, val
+
+
+def discipline_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Records per discipline (``unknown`` when absent), sorted by discipline."""
+    counts = Counter(str(r.get("discipline") or "unknown") for r in records)
+    return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenized record: ``labels`` is -100 on prompt tokens, the token id on response
+    tokens."""
+
+    record_id: str
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+
+def uses_chat_template(tokenizer: Any, prompt_format: str) -> bool:
+    """Whether records are formatted with the tokenizer's chat template (else Alpaca)."""
+    if prompt_format == "alpaca":
+        return False
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if prompt_format == "chat" and not has_template:
+        raise DatasetError("prompt_format=chat but the tokenizer has no chat template")
+    return has_template
+
+
+def format_record(record: Mapping[str, Any], tokenizer: Any, *, chat: bool) -> tuple[str, str]:
+    """``(prompt_text, response_text)`` of a record.
+
+    With ``chat``, the user turn is the instruction (plus a blank line and the input when there is
+    one) and the response is what the template adds for the assistant turn, end-of-turn marker
+    included. Otherwise the Alpaca prompt, and the output followed by the EOS token.
+    """
+    instruction, extra, output = record["instruction"], record["input"], record["output"]
+    if chat:
+        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        turns = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+        prompt = tokenizer.apply_chat_template(
+            turns[:1], tokenize=False, add_generation_prompt=True
+        )
+        full = tokenizer.apply_chat_template(turns, tokenize=False)
+        if isinstance(prompt, str) and isinstance(full, str) and full.startswith(prompt):
+            return prompt, full[len(prompt) :]
+        # A template that rewrites earlier turns cannot be split into prompt and response.
+    template = ALPACA_WITH_INPUT if extra.strip() else ALPACA_NO_INPUT
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    return template.format(instruction=instruction, input=extra), output + eos
+
+
+def tokenize_record(
+    record: Mapping[str, Any], tokenizer: Any, *, max_seq_length: int, chat: bool
+) -> Example:
+    """The :class:`Example` of ``record``, at most ``max_seq_length`` tokens.
+
+    When too long, the response keeps ``max(max_seq_length - len(prompt), max_seq_length // 2)``
+    tokens from its start and the prompt keeps what remains of the budget from its end (the part
+    next to the response).
+    """
+    prompt_text, response_text = format_record(record, tokenizer, chat=chat)
+    prompt = list(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
+    response = list(tokenizer(response_text, add_special_tokens=False)["input_ids"])
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if not chat and bos is not None and (not prompt or prompt[0] != bos):
+        prompt.insert(0, bos)
+    if len(prompt) + len(response) > max_seq_length:
+        keep_response = min(len(response), max(max_seq_length - len(prompt), max_seq_length // 2))
+        keep_prompt = max_seq_length - keep_response
+        prompt = prompt[len(prompt) - keep_prompt :] if keep_prompt else []
+        response = response[:keep_response]
+    if not response:
+        raise DatasetError(f"record {record['record_id']}: the response has no tokens")
+    return Example(
+        record_id=str(record["record_id"]),
+        input_ids=tuple(prompt + response),
+        labels=tuple([IGNORE_INDEX] * len(prompt) + response),
+    )
+
+
+def tokenize_records(
+    records: Sequence[Mapping[str, Any]], tokenizer: Any, *, max_seq_length: int, prompt_format: str
+) -> list[Example]:
+    """:func:`tokenize_record` over ``records``, in order."""
+    chat = uses_chat_template(tokenizer, prompt_format)
+    return [
+        tokenize_record(r, tokenizer, max_seq_length=max_seq_length, chat=chat) for r in records
+    ]
+
+
+def collate(examples: Sequence[Example], *, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` tensors of one micro-batch."""
+    import torch
+
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        input_ids[row, :n] = torch.tensor(example.input_ids, dtype=torch.long)
+        labels[row, :n] = torch.tensor(example.labels, dtype=torch.long)
+        mask[row, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class BatchStream:
+    """Endless, deterministic micro-batches over ``examples`` (see the module docstring).
+
+    ``position`` counts the micro-batches handed out; a stream created with ``position=p`` continues
+    exactly where one that handed out ``p`` batches stopped.
+    """
+
+    def __init__(
+        self, examples: Sequence[Example], *, batch_size: int, seed: int, position: int = 0
+    ):
+        if not examples:
+            raise DatasetError("no training examples")
+        self._examples = list(examples)
+        self._batch_size = batch_size
+        self._seed = seed
+        self.position = position
+        self._epoch_cache: tuple[int, list[list[Example]]] | None = None
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-len(self._examples) // self._batch_size)
+
+    def _epoch(self, epoch: int) -> list[list[Example]]:
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            order = list(range(len(self._examples)))
+            random.Random(f"{self._seed}:{epoch}").shuffle(order)
+            batches = [
+                [self._examples[i] for i in order[start : start + self._batch_size]]
+                for start in range(0, len(order), self._batch_size)
+            ]
+            self._epoch_cache = (epoch, batches)
+        return self._epoch_cache[1]
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the next micro-batch (0-based)."""
+        return self.position // self.batches_per_epoch
+
+    def next_batch(self) -> list[Example]:
+        epoch, index = divmod(self.position, self.batches_per_epoch)
+        self.position += 1
+        return self._epoch(epoch)[index]

@@ -1,0 +1,1 @@
+"""The adalora method: see ``config.py`` and ``builder.py``."""

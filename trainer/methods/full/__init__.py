@@ -1,0 +1,1 @@
+"""The full method: see ``config.py`` and ``builder.py``."""

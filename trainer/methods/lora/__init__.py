@@ -1,0 +1,1 @@
+"""The lora method: see ``config.py`` and ``builder.py``."""

@@ -1,0 +1,1 @@
+"""The moe_lora method: see ``config.py`` and ``builder.py``."""

@@ -1,0 +1,1 @@
+"""The partial method: see ``config.py`` and ``builder.py``."""

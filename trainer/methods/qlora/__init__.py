@@ -1,0 +1,1 @@
+"""The qlora method: see ``config.py`` and ``builder.py``."""
