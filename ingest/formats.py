@@ -33,6 +33,37 @@ from typing import Any
 
 from ingest.records import IntakeIssue, IssueCode, Severity
 
+MAX_NESTING = 256
+"""Deepest nesting of arrays and objects accepted in one item. The C JSON decoder recurses once per
+level and trusts ``sys.getrecursionlimit()``, which some libraries raise to 100,000 (web3 does): a
+line of 100k ``[`` would then overflow the C stack and kill the process instead of being reported.
+Items are checked before decoding when they hold enough brackets to be that deep."""
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _nesting_exceeds(text: str, start: int = 0, *, limit: int, single_value: bool) -> bool:
+    """Whether arrays/objects nest deeper than ``limit`` in ``text`` from ``start`` (strings
+    skipped). With ``single_value`` the scan stops where the value starting at ``start`` closes."""
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text, start):
+        char = match.group()[0]
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+            if single_value and depth <= 0:
+                return False
+    return False
+
+
+def _may_nest_deeper(text: str, limit: int) -> bool:
+    """Cheap test: too few brackets to nest deeper than ``limit``."""
+    return text.count("[") + text.count("{") > limit
+
+
 _BOM = b"\xef\xbb\xbf"
 _JSON_WS = " \t\r\n"
 _SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
@@ -234,6 +265,10 @@ class _JsonlReader(_Reader):
                 )
                 continue
             try:
+                if _may_nest_deeper(text, MAX_NESTING) and _nesting_exceeds(
+                    text, limit=MAX_NESTING, single_value=False
+                ):
+                    raise RecursionError
                 value = self.decoder.decode(text)
             except json.JSONDecodeError as e:
                 self.issue(
@@ -279,6 +314,11 @@ class _JsonArrayReader(_Reader):
         # Undecodable bytes become lone surrogates so that the JSON scanner can still walk the text;
         # any element whose span holds one is reported and dropped.
         self.text = data[self.bom :].decode("utf-8", errors="surrogateescape")
+        # The outer array adds one level; only a document that may nest too deep is checked
+        # element by element.
+        self._deep = _may_nest_deeper(self.text, MAX_NESTING + 1) and _nesting_exceeds(
+            self.text, limit=MAX_NESTING + 1, single_value=False
+        )
         self.newlines = [m.start() for m in re.finditer("\n", self.text)]
 
     def line_of(self, pos: int) -> int:
@@ -361,6 +401,10 @@ class _JsonArrayReader(_Reader):
         if index is None:
             return None
         try:
+            if self._deep and _nesting_exceeds(
+                self.text, pos, limit=MAX_NESTING, single_value=True
+            ):
+                raise RecursionError
             value, end = self.decoder.raw_decode(self.text, pos)
         except json.JSONDecodeError as e:
             self.issue(
@@ -404,6 +448,10 @@ class _JsonArrayReader(_Reader):
         for match in _RESYNC.finditer(self.text, pos):
             start = match.start(1)
             try:
+                if self._deep and _nesting_exceeds(
+                    self.text, start, limit=MAX_NESTING, single_value=True
+                ):
+                    raise RecursionError
                 _, end = self.decoder.raw_decode(self.text, start)
             except (json.JSONDecodeError, RecursionError):
                 continue

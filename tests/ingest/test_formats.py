@@ -232,3 +232,26 @@ def test_absurd_nesting_is_invalid_json_and_reading_goes_on(name: str, data: byt
     assert [i.value for i in parsed.items] == [{"b": 1}]
     assert [(i.line, i.code) for i in parsed.issues] == [(1, IssueCode.INVALID_JSON)]
     assert parsed.issues[0].message.endswith("invalid JSON: nested too deeply")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("a.jsonl", b'{"a": ' + b"[" * 100_000 + b'\n{"b": 1}\n'),
+        ("a.json", b"[" + b"[" * 100_000 + b'\n, {"b": 1}]\n'),
+    ],
+)
+def test_absurd_nesting_is_reported_even_when_the_recursion_limit_is_raised(
+    name: str, data: bytes
+) -> None:
+    # web3 raises the limit to 100,000 at import; the C decoder would then overflow the C stack.
+    import sys
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        parsed = parse_batch(data, source_name=name)
+    finally:
+        sys.setrecursionlimit(previous)
+    assert [i.value for i in parsed.items] == [{"b": 1}]
+    assert parsed.issues[0].message.endswith("invalid JSON: nested too deeply")
