@@ -40,6 +40,13 @@ class StepResult:
 
 def _step_function(kind: WorkerKind, runtime: Runtime) -> Callable[[], StepResult]:
     if kind is WorkerKind.GOVERNANCE:
+        from ledger.eventlog.kafka import KafkaEventLog
+
+        if isinstance(runtime.log, KafkaEventLog):
+            # Several governance workers share the corpus topic through a consumer group.
+            from api.kafka_workers import KafkaGovernanceStep
+
+            return _KafkaStep(KafkaGovernanceStep(runtime))
 
         def govern() -> StepResult:
             report = runtime.governance.run_once()
@@ -76,6 +83,22 @@ def _step_function(kind: WorkerKind, runtime: Runtime) -> Callable[[], StepResul
 
         return train
     raise ValueError(f"unknown worker kind {kind}")
+
+
+class _KafkaStep:
+    """Adapts a Kafka consumer step (which blocks while idle and must leave its group)."""
+
+    blocks_when_idle = True
+
+    def __init__(self, step: Any) -> None:
+        self._step = step
+
+    def __call__(self) -> StepResult:
+        items, detail = self._step()
+        return StepResult(items, detail)
+
+    def close(self) -> None:
+        self._step.close()
 
 
 class Metrics:
@@ -124,9 +147,33 @@ def run_worker(
     runtime.require_initialized()
     step = _step_function(kind, runtime)
     metrics = Metrics(kind, metrics_port)
+    log.info("worker %s started (home %s)", kind.value, runtime.settings.home)
+    try:
+        total, steps = _loop(
+            kind, runtime, step, metrics, stop=stop, idle_wait_s=idle_wait_s, max_steps=max_steps
+        )
+    finally:
+        close = getattr(step, "close", None)
+        if close is not None:
+            close()
+    log.info("worker %s stopped after %d steps, %d items", kind.value, steps, total)
+    return total
+
+
+def _loop(
+    kind: WorkerKind,
+    runtime: Runtime,
+    step: Callable[[], StepResult],
+    metrics: Metrics,
+    *,
+    stop: threading.Event,
+    idle_wait_s: float,
+    max_steps: int | None,
+) -> tuple[int, int]:
+    """Run steps until stopped; returns (items done, steps run)."""
     total = 0
     steps = 0
-    log.info("worker %s started (home %s)", kind.value, runtime.settings.home)
+    blocks_when_idle = bool(getattr(step, "blocks_when_idle", False))
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -155,7 +202,6 @@ def run_worker(
             )
         if max_steps is not None and steps >= max_steps:
             break
-        if not result.items:
+        if not result.items and not blocks_when_idle:
             runtime.log.wait_for(head + 1, timeout=idle_wait_s)
-    log.info("worker %s stopped after %d steps, %d items", kind.value, steps, total)
-    return total
+    return total, steps

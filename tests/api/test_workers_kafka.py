@@ -1,0 +1,235 @@
+"""Governance workers sharing the corpus topic through a Kafka consumer group.
+
+Every test has its own topic prefix and homes. The ledger is initialized in one home (persisted
+tester chains there); each governance worker process has its own home (own projections and
+near-duplicate index) but the same event log and deployments file. The anchor and rewards workers
+run in the initializing home, where the chains live. Record counts are small (batches of five
+short synthetic records) because every governance process loads the embedding models.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from api.runtime import Runtime
+from ledger.events import BatchGoverned, ContributionRewarded
+from ledger.ids import batch_stream
+from ledger.settings import LedgerSettings
+from tests.kafka_fixtures import (
+    KafkaForTests,
+    kafka_broker_fixture,  # noqa: F401 - provides kafka_broker
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+BYR = [sys.executable, "-m", "api.cli"]
+TOPICS = ["routing", "modulation", "antennas", "coding", "fading", "scheduling", "queues", "radar"]
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@dataclass
+class Cluster:
+    """One ledger on a Kafka log: the initializing home and the shared settings."""
+
+    root: Path
+    url: str
+    home: Path
+
+    @property
+    def deployments(self) -> Path:
+        return self.home / "deployments.json"
+
+    def env(self, home: Path) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("BYR_")}
+        return inherited | {
+            "BYR_HOME": str(home),
+            "BYR_EVENT_LOG": self.url,
+            "BYR_DEPLOYMENTS_FILE": str(self.deployments),
+            "BYR_LOG_LEVEL": "INFO",
+        }
+
+    def runtime(self) -> Runtime:
+        return Runtime(
+            LedgerSettings(home=self.home, event_log=self.url, deployments_file=self.deployments)
+        )
+
+    def start_worker(self, kind: str, name: str) -> Worker:
+        home = self.root / name
+        log_path = self.root / f"{name}.log"
+        handle = log_path.open("a")
+        process = subprocess.Popen(
+            [*BYR, "worker", kind, "--idle-wait", "0.5"],
+            cwd=ROOT,
+            env=self.env(self.home if kind != "governance" else home),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        handle.close()
+        return Worker(name=name, process=process, log_path=log_path)
+
+
+@dataclass
+class Worker:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def governed(self) -> set[str]:
+        """Batches this worker's log says it governed."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return {
+            line.split("governed batch ", 1)[1].split(":", 1)[0]
+            for line in text.splitlines()
+            if "governed batch " in line
+        }
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def batch_file(index: int) -> bytes:
+    """Five distinct records that pass intake."""
+    import json
+
+    records = [
+        {
+            "instruction": f"Explain item {index}-{n} of {TOPICS[(index + n) % len(TOPICS)]}.",
+            "input": "",
+            "output": (
+                f"Item {index}-{n} concerns {TOPICS[(index + n) % len(TOPICS)]}: a receiver "
+                f"measures {index * 7 + n} samples, estimates the channel and reports "
+                f"{n + 2} distinct findings about case {index * 31 + n * 17}."
+            ),
+            "discipline": "communication_principles",
+        }
+        for n in range(5)
+    ]
+    return json.dumps(records).encode()
+
+
+@pytest.fixture
+def cluster(kafka_broker: KafkaForTests, tmp_path: Path) -> Cluster:
+    home = tmp_path / "init"
+    # A generous client timeout lets appends ride out a broker restart.
+    cluster = Cluster(root=tmp_path, url=kafka_broker.url(timeout_s=90), home=home)
+    init = subprocess.run(
+        [*BYR, "init", "--json"],
+        cwd=ROOT,
+        env=cluster.env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert init.returncode == 0, init.stderr
+    return cluster
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def submit(runtime: Runtime, count: int, *, start: int = 0) -> list[str]:
+    ids = []
+    for index in range(start, start + count):
+        outcome = runtime.submit_bytes(
+            batch_file(index), source_name=f"b{index}.json", institution_id="bupt"
+        )
+        assert outcome.batch is not None
+        ids.append(outcome.batch.batch_id)
+    return ids
+
+
+def governed_counts(runtime: Runtime, batch_ids: list[str]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for batch_id in batch_ids:
+        for envelope in runtime.log.read_stream(batch_stream(batch_id)):
+            if envelope.event_type == BatchGoverned.event_type:
+                counts[batch_id] += 1
+    return counts
+
+
+def all_governed(runtime: Runtime, batch_ids: list[str]) -> Callable[[], bool]:
+    return lambda: len(governed_counts(runtime, batch_ids)) == len(batch_ids)
+
+
+def test_two_governance_workers_split_the_partitions(
+    cluster: Cluster, workers: list[Worker]
+) -> None:
+    workers += [cluster.start_worker("governance", f"gov{i}") for i in range(2)]
+    with cluster.runtime() as runtime:
+        batch_ids = submit(runtime, 24)
+        wait_until(all_governed(runtime, batch_ids), timeout_s=150, what="every batch governed")
+        counts = governed_counts(runtime, batch_ids)
+    assert set(counts) == set(batch_ids)
+    assert set(counts.values()) == {1}
+    by_worker = [w.governed() for w in workers]
+    assert all(by_worker), f"a worker governed nothing: {[len(b) for b in by_worker]}"
+    assert by_worker[0].isdisjoint(by_worker[1])
+    assert by_worker[0] | by_worker[1] == set(batch_ids)
+
+
+def test_killed_worker_loses_nothing_and_rewards_mint_once(
+    cluster: Cluster, workers: list[Worker]
+) -> None:
+    first, second = (cluster.start_worker("governance", f"gov{i}") for i in range(2))
+    workers += [first, second]
+    with cluster.runtime() as runtime:
+        batch_ids = submit(runtime, 8)
+        wait_until(lambda: bool(first.governed()), timeout_s=120, what="the first decision")
+        batch_ids += submit(runtime, 16, start=8)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        workers.append(cluster.start_worker("governance", "gov0"))
+        wait_until(all_governed(runtime, batch_ids), timeout_s=150, what="every batch governed")
+        counts = governed_counts(runtime, batch_ids)
+        assert set(counts) == set(batch_ids)
+        assert set(counts.values()) == {1}
+
+        workers += [cluster.start_worker(kind, kind) for kind in ("anchor", "rewards")]
+
+        def settled() -> bool:
+            runtime.ledger.sync()
+            views = [runtime.ledger.batch(b) for b in batch_ids]
+            # A batch with nothing accepted is never anchored or rewarded.
+            return all(v.status == "rewarded" or not int(v.reward_wei or 0) for v in views)
+
+        wait_until(settled, timeout_s=120, what="every batch anchored and rewarded")
+        rewards = [
+            ContributionRewarded.model_validate(dict(e.payload))
+            for b in batch_ids
+            for e in runtime.log.read_stream(batch_stream(b))
+            if e.event_type == ContributionRewarded.event_type
+        ]
+        rewarded = [b for b in batch_ids if runtime.ledger.batch(b).status == "rewarded"]
+        assert sorted(r.batch_id for r in rewards) == sorted(rewarded)
+        assert rewarded
+        total = sum(int(r.amount_wei) for r in rewards)
+        assert runtime.token.total_supply() == total
