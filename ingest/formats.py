@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -193,7 +194,7 @@ def _item(*, line: int, index: int, value: Any) -> RawItem:
     return RawItem(line=line, index=index, value=value)
 
 
-class _Reader:
+class _Reader(ABC):
     """Shared bookkeeping of the two readers: items, issues, and the count of items seen."""
 
     fmt: BatchFormat
@@ -207,8 +208,9 @@ class _Reader:
         self.seen = 0
         self.decoder = json.JSONDecoder(object_pairs_hook=_object_pairs)
 
+    @abstractmethod
     def read(self) -> ParsedBatch:
-        raise NotImplementedError
+        """Parse the whole batch."""
 
     def issue(self, *, line: int | None, index: int | None, code: IssueCode, detail: str) -> None:
         self.issues.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -110,14 +111,14 @@ def texts_of(envelopes: list[Envelope]) -> list[str]:
 # -- the suite ----------------------------------------------------------------------------------
 
 
-class EventLogSuite:
+class EventLogSuite(ABC):
     """Shared tests; subclasses provide the backend."""
 
     tmp_path: Path
 
+    @abstractmethod
     def create_log(self) -> EventLog:
         """A new, empty log (storage under ``self.tmp_path`` where the backend needs files)."""
-        raise NotImplementedError
 
     def reopen_log(self) -> EventLog:
         """Another handle on the storage of the last :meth:`create_log`; skip if not persistent."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def quiet_peft() -> Iterator[None]:
         yield
 
 
-class MethodRuntime:
+class MethodRuntime(ABC):
     """A model prepared by one method. The job calls, per optimizer step::
 
         loss = runtime.model(**batch).loss; loss.backward(); optimizer.step()
@@ -91,14 +92,17 @@ class MethodRuntime:
                 param.copy_(state[name].to(param.device))
 
     def after_optimizer_step(self, step: int) -> None:
-        """Called after every optimizer step (0-based ``step``) while gradients still exist."""
+        """Called after every optimizer step (0-based ``step``) while gradients still exist.
+        Most methods need nothing here (AdaLoRA reallocates its rank budget)."""
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         """Method state beyond parameters that a resumed run needs (tensors, ints, strings only)."""
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`extra_state`."""
+        """Restore :meth:`extra_state` (nothing to restore by default)."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Effective settings recorded in the manifest (targets, trainable parameter count, ...)."""
@@ -106,9 +110,9 @@ class MethodRuntime:
         total = sum(p.numel() for p in self.model.parameters())
         return {"trainable_parameters": trainable, "total_parameters": total, "device": self.device}
 
+    @abstractmethod
     def save(self, adapter_dir: Path) -> None:
         """Write the training output into the (existing, empty) folder ``adapter_dir``."""
-        raise NotImplementedError
 
 
 class PeftRuntime(MethodRuntime):
