@@ -206,32 +206,7 @@ def submit(
             file, institution_id=institution, discipline=discipline, strict=strict, wait=wait
         )
     intake = outcome.intake
-    data: dict[str, Any] = {
-        "source": intake.source,
-        "items": intake.items_seen,
-        "valid_records": len(intake.records),
-        "issues": [i.to_dict() for i in intake.issues],
-        "redactions": intake.redaction_totals(),
-        "recorded": outcome.batch is not None,
-    }
-    if outcome.batch is not None and outcome.view is not None:
-        v = outcome.view
-        data.update(
-            batch_id=outcome.batch.batch_id,
-            merkle_root=outcome.batch.merkle_root,
-            metadata_hash=outcome.batch.metadata_hash,
-            record_ids=outcome.batch.record_ids,
-            status=v.status,
-            accepted=v.accepted_count,
-            policy_version=v.policy_version,
-            tx_hash=v.tx_hash,
-            block_number=v.block_number,
-            chain_id=v.chain_id,
-            contract_address=v.contract_address,
-            reward_wei=v.reward_wei if v.reward_tx_hash else None,
-            reward_tx_hash=v.reward_tx_hash,
-            anchor_error=v.anchor_error,
-        )
+    data = outcome.to_dict()
 
     def human() -> None:
         for issue in intake.issues:

@@ -66,6 +66,38 @@ class SubmissionOutcome:
     view: BatchView | None
     pipeline: list[dict[str, Any]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The submission document shared by ``byr submit --json`` and ``POST /v1/batches``."""
+        intake = self.intake
+        data: dict[str, Any] = {
+            "source": intake.source,
+            "items": intake.items_seen,
+            "valid_records": len(intake.records),
+            "issues": [issue.to_dict() for issue in intake.issues],
+            "redactions": intake.redaction_totals(),
+            "recorded": self.batch is not None,
+            "pipeline": self.pipeline,
+        }
+        if self.batch is not None and self.view is not None:
+            view = self.view
+            data.update(
+                batch_id=self.batch.batch_id,
+                merkle_root=self.batch.merkle_root,
+                metadata_hash=self.batch.metadata_hash,
+                record_ids=self.batch.record_ids,
+                status=view.status,
+                accepted=view.accepted_count,
+                policy_version=view.policy_version,
+                tx_hash=view.tx_hash,
+                block_number=view.block_number,
+                chain_id=view.chain_id,
+                contract_address=view.contract_address,
+                reward_wei=view.reward_wei if view.reward_tx_hash else None,
+                reward_tx_hash=view.reward_tx_hash,
+                anchor_error=view.anchor_error,
+            )
+        return data
+
 
 class Runtime:
     """Everything a command or a request needs, built lazily from ``settings``."""

@@ -185,34 +185,7 @@ def submit_bytes(runtime: Runtime, submission: Submission) -> SubmissionOutcome:
 
 def submission_public(outcome: SubmissionOutcome) -> SubmissionPublic:
     """The ``byr submit --json`` document of ``outcome``."""
-    intake = outcome.intake
-    data: dict[str, Any] = {
-        "source": intake.source,
-        "items": intake.items_seen,
-        "valid_records": len(intake.records),
-        "issues": [issue.to_dict() for issue in intake.issues],
-        "redactions": intake.redaction_totals(),
-        "recorded": outcome.batch is not None,
-        "pipeline": outcome.pipeline,
-    }
-    if outcome.batch is not None and outcome.view is not None:
-        view = outcome.view
-        data.update(
-            batch_id=outcome.batch.batch_id,
-            merkle_root=outcome.batch.merkle_root,
-            metadata_hash=outcome.batch.metadata_hash,
-            record_ids=outcome.batch.record_ids,
-            status=view.status,
-            accepted=view.accepted_count,
-            policy_version=view.policy_version,
-            tx_hash=view.tx_hash,
-            block_number=view.block_number,
-            chain_id=view.chain_id,
-            contract_address=view.contract_address,
-            reward_wei=view.reward_wei if view.reward_tx_hash else None,
-            reward_tx_hash=view.reward_tx_hash,
-            anchor_error=view.anchor_error,
-        )
+    data = outcome.to_dict()
     return SubmissionPublic.model_validate(data)
 
 
