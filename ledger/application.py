@@ -21,7 +21,7 @@ from typing import Any
 from ledger.audit import ProofBundle
 from ledger.batching import RecordInput, build_batch
 from ledger.errors import LedgerError
-from ledger.eventlog.base import ConcurrencyConflict, EventLog
+from ledger.eventlog.base import ConcurrencyConflict, EventLog, StreamAppend
 from ledger.events import (
     DomainEvent,
     Envelope,
@@ -238,6 +238,14 @@ class CorpusLedger:
                 except ConcurrencyConflict:
                     if attempt == self.APPEND_RETRIES - 1:
                         raise
+        self.sync()
+        return stored
+
+    def append_many(self, appends: Sequence[StreamAppend]) -> list[Envelope]:
+        """Append to several streams at once, all or nothing, each conditional on its expected
+        version (raises ``ConcurrencyConflict`` naming the stream that moved); then update the
+        projections."""
+        stored = self.log.append_many(appends)
         self.sync()
         return stored
 
@@ -516,6 +524,36 @@ class CorpusLedger:
             finally:
                 conn.row_factory = None
         return [dict(r) for r in rows]
+
+    def corpus_index_since(
+        self, version: int, *, limit: int = 1000
+    ) -> list[tuple[int, list[tuple[str, dict[str, Any]]]]]:
+        """Entries of the ``corpus-index`` stream after ``version``, oldest first, as projected:
+        ``(version, [(record_id, canonical record), ...])``. Erased records are left out (their
+        text is gone); ``limit`` bounds the entries returned."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT version, record_ids FROM corpus_index WHERE version > ?"
+                " ORDER BY version LIMIT ?",
+                (version, limit),
+            ).fetchall()
+            out: list[tuple[int, list[tuple[str, dict[str, Any]]]]] = []
+            for entry_version, record_ids in rows:
+                ids = json.loads(record_ids)
+                marks = ",".join("?" * len(ids))
+                stored = dict(
+                    conn.execute(
+                        f"SELECT record_id, record FROM records WHERE record_id IN ({marks})"
+                        " AND record IS NOT NULL",
+                        ids,
+                    ).fetchall()
+                    if ids
+                    else []
+                )
+                out.append(
+                    (entry_version, [(i, json.loads(stored[i])) for i in ids if i in stored])
+                )
+        return out
 
     def pending_jobs(self, kind: JobKind) -> list[str]:
         """Batch ids with an open job of ``kind``, oldest first."""

@@ -324,6 +324,20 @@ class BatchGoverned(DomainEvent):
 
 
 @event(topic=Topic.CORPUS)
+class CorpusIndexExtended(DomainEvent):
+    """A governance decision added accepted records to the corpus that later batches are checked
+    against for near duplicates.
+
+    Appended to the one stream ``corpus-index`` together with the batch's ``BatchGoverned``, on
+    the version the deciding worker had indexed: two workers deciding at once cannot both extend
+    the corpus from the same version, so every decision saw every record accepted before it.
+    """
+
+    batch_id: str
+    record_ids: list[str]
+
+
+@event(topic=Topic.CORPUS)
 class RecordErased(DomainEvent):
     """A record's text and salt were erased from every store we control; its leaf stays on chain."""
 

@@ -51,5 +51,10 @@ def institution_stream(institution_id: str) -> StreamId:
     return StreamId(f"institution-{institution_id}")
 
 
+CORPUS_INDEX_STREAM = StreamId("corpus-index")
+"""The stream of ``CorpusIndexExtended`` events: the order in which accepted records joined the
+corpus (one stream, so appending to it serializes governance decisions)."""
+
+
 def run_stream(run_id: str) -> StreamId:
     return StreamId(f"run-{run_id}")

@@ -25,8 +25,10 @@ deletes it). The LSH buckets are rebuilt in memory from the stored signatures wh
 opens (about 4 s per 100k records on 2 busy cores). Several instances may open the same file:
 each one reloads when another has committed a change (a generation counter in the file), so a
 write made by one process is seen by the next call of the others. Checking and adding are two
-calls, so two processes governing at the same moment can each accept one copy of a duplicate;
-run one governance writer per index.
+calls: the index alone does not stop two processes governing at the same moment from each
+accepting one copy of a duplicate. The governance service closes that gap with the event log
+(:mod:`ingest.governance.service`): the index is a projection of the log's ``corpus-index``
+stream, and :attr:`DedupIndex.position` is the stream version it reflects.
 """
 
 from __future__ import annotations
@@ -280,10 +282,19 @@ class DedupIndex:
                 self._match_embeddings(items, need_embedding, results)
             return results
 
-    def add(self, items: Sequence[DedupItem]) -> int:
+    @property
+    def position(self) -> int:
+        """The position in the source of accepted records (for the ledger, the version of its
+        ``corpus-index`` stream) that the stored records reflect; 0 for a new index."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()
+            return int(row[0]) if row else 0
+
+    def add(self, items: Sequence[DedupItem], *, position: int | None = None) -> int:
         """Store accepted records; ids already stored (or repeated in ``items``) are skipped.
 
-        Returns how many records were added. The write is one transaction.
+        Returns how many records were added. The write is one transaction, which also records
+        ``position`` (see :attr:`position`) when it is given.
         """
         with self._lock:
             self._sync()
@@ -293,10 +304,15 @@ class DedupIndex:
                 if item.record_id not in self._pos_of and item.record_id not in fresh:
                     fresh[item.record_id] = item
             if not fresh:
+                if position is not None:
+                    with self._conn:
+                        self._set_position(position)
                 return 0
             new_items = list(fresh.values())
             prepared = self._prepare(new_items)
             with self._conn:
+                if position is not None:
+                    self._set_position(position)
                 self._conn.executemany(
                     "INSERT INTO records (record_id, language, exact_key, signature, text)"
                     " VALUES (?, ?, ?, ?, ?)",
@@ -561,6 +577,13 @@ class DedupIndex:
             "UPDATE meta SET value = ? WHERE key = 'scheme'", (self._config.scheme(),)
         )
         self._bump_generation()
+
+    def _set_position(self, position: int) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('position', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(position),),
+        )
 
     def _bump_generation(self) -> int:
         (value,) = self._conn.execute(

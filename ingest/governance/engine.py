@@ -18,7 +18,9 @@ For one batch, in order (cheap checks first, so model time is spent only where i
 Redactions made at intake appear as ``pii_redacted`` flags on the placeholders (``[PHONE]``) and as
 the ``pii_redacted`` reason; they never reject. By default, accepted records are added to the
 near-duplicate index at the end of :meth:`GovernanceEngine.govern` (re-governing the same records
-is harmless: a record never duplicates itself).
+is harmless: a record never duplicates itself). A service that records decisions in a log splits
+the work: :meth:`GovernanceEngine.assess` (steps 1-2) once, then :meth:`GovernanceEngine.decide`
+(steps 3-5, no index writes) until its decision is appended against an unchanged index.
 """
 
 from __future__ import annotations
@@ -166,6 +168,16 @@ class BatchGovernance:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What :meth:`GovernanceEngine.assess` found in a batch: per-record flags and scores so far
+    (read-only for :meth:`GovernanceEngine.decide`, which works on copies)."""
+
+    records: tuple[GovernanceInput, ...]
+    flags: list[list[QualityFlag]]
+    scores: list[dict[str, float]]
+
+
 class GovernanceEngine:
     """Decides batches under one policy. Models, indexes and pipelines are passed in and reused;
     construct once per process (see :meth:`open`)."""
@@ -203,6 +215,15 @@ class GovernanceEngine:
         self, records: Sequence[GovernanceInput], *, add_accepted: bool = True
     ) -> BatchGovernance:
         """Decide every record of one batch (see the module docstring for the steps)."""
+        result = self.decide(self.assess(records))
+        if add_accepted and result.accepted_record_ids:
+            accepted = set(result.accepted_record_ids)
+            self.dedup_index.add([_dedup_item(r) for r in records if r.record_id in accepted])
+        return result
+
+    def assess(self, records: Sequence[GovernanceInput]) -> Assessment:
+        """Steps 1 and 2, which do not depend on the accepted corpus: text checks, term coverage
+        and coherence. The expensive part of governing a batch; :meth:`decide` finishes it."""
         self._check_inputs(records)
         flags: list[list[QualityFlag]] = []
         scores: list[dict[str, float]] = []
@@ -210,10 +231,20 @@ class GovernanceEngine:
             record_flags, record_scores = self._text_signals(record)
             flags.append(record_flags)
             scores.append(record_scores)
-
         standing = [i for i in range(len(records)) if not self._rejected(flags[i])]
         self._coherence(records, standing, flags, scores)
-        standing = [i for i in standing if not self._rejected(flags[i])]
+        return Assessment(records=tuple(records), flags=flags, scores=scores)
+
+    def decide(self, assessment: Assessment) -> BatchGovernance:
+        """Steps 3 to 5 against the near-duplicate index as it is now; nothing is added to it.
+
+        Cheap next to :meth:`assess`, and repeatable: the assessment is not changed, so a caller
+        that finds the accepted corpus moved meanwhile decides the same assessment again.
+        """
+        records = assessment.records
+        flags = [list(f) for f in assessment.flags]
+        scores = [dict(s) for s in assessment.scores]
+        standing = [i for i in range(len(records)) if not self._rejected(flags[i])]
         duplicate_of = self._duplicates(records, standing, flags, scores)
 
         accepted = [i for i in range(len(records)) if not self._rejected(flags[i])]
@@ -235,8 +266,6 @@ class GovernanceEngine:
             int(reward.base_per_record_wei) * total_micro // 10**SCORE_DIGITS,
             int(reward.max_batch_reward_wei),
         )
-        if add_accepted and accepted:
-            self.dedup_index.add([_dedup_item(records[i]) for i in accepted])
         return BatchGovernance(
             policy_version=self.policy.version,
             policy_digest=self.policy.digest,

@@ -1,13 +1,24 @@
 """The governance step as a service: decide every pending batch and record the decisions.
 
 For each batch with an open governance job it scores the batch's records with the
-:class:`~ingest.governance.engine.GovernanceEngine`, adds the accepted records to the persistent
-near-duplicate index, and appends ``BatchGoverned`` to the batch's stream. The append is
-conditional on the stream version the service read, so two workers never both decide one batch.
+:class:`~ingest.governance.engine.GovernanceEngine` and appends ``BatchGoverned`` to the batch's
+stream, conditional on the version the service read, so two workers never both decide one batch.
 
-Crash safety: the engine writes the index before the event is appended. If the process dies in
-between, the batch is governed again on restart; the index ignores a record's match with itself,
-so the decision is the same, and adding the records again is a no-op.
+Near duplicates across workers: the decision depends on every record accepted before it, and
+workers on other machines accept records too. So the near-duplicate index is a projection of the
+log, not of one worker's decisions. A decision that accepts records also appends
+``CorpusIndexExtended`` to the one ``corpus-index`` stream, in the same atomic append, on the
+stream version the worker's index reflects. If another worker extended the corpus meanwhile, the
+append fails with a conflict on that stream; the worker brings its index up to the log (adding
+the other worker's accepted records, read from the projections) and decides again. Only the cheap
+half is repeated (:meth:`GovernanceEngine.decide`); text checks and coherence are assessed once.
+So every batch is checked against every record accepted before it, on any worker, exactly as if
+one process had governed them all in the order of the ``corpus-index`` stream.
+
+Crash safety: the index is written only from the log (:meth:`GovernanceService.sync_index`,
+idempotent per record, its position stored with the records). A worker that dies after the
+append catches up on restart; one that dies before it leaves the job open, and the batch is
+governed again.
 """
 
 from __future__ import annotations
@@ -17,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from ingest.governance.errors import GovernanceError
 from ledger.application import CorpusLedger
-from ledger.eventlog.base import ConcurrencyConflict
-from ledger.events import BatchGoverned, RecordEntry
+from ledger.eventlog.base import ConcurrencyConflict, StreamAppend
+from ledger.events import BatchGoverned, CorpusIndexExtended, DomainEvent, RecordEntry
 from ledger.faults import crash_point
-from ledger.ids import batch_stream
+from ledger.ids import CORPUS_INDEX_STREAM, batch_stream
 from ledger.projections.outbox import JobKind
 
 if TYPE_CHECKING:
@@ -47,6 +59,9 @@ class GovernanceRunReport:
 
 class GovernanceService:
     """Runs the governance engine over pending batches of one ledger."""
+
+    DECIDE_ATTEMPTS = 50
+    """Decisions tried against a moving accepted corpus before the batch is left for later."""
 
     def __init__(self, *, ledger: CorpusLedger, engine: GovernanceEngine) -> None:
         self.ledger = ledger
@@ -81,23 +96,70 @@ class GovernanceService:
             report.governed[batch_id] = counts
         return report
 
+    def sync_index(self) -> int:
+        """Bring the near-duplicate index up to the ``corpus-index`` stream as projected now;
+        returns the stream version it reflects."""
+        from ingest.governance.dedup import DedupItem
+
+        self.ledger.sync()
+        index = self.engine.dedup_index
+        while entries := self.ledger.corpus_index_since(index.position, limit=200):
+            items = [
+                DedupItem.from_record(record_id, record)
+                for _, records in entries
+                for record_id, record in records
+            ]
+            index.add(items, position=entries[-1][0])
+        return index.position
+
     def govern_batch(self, batch_id: str) -> dict[str, int]:
-        """Decide one batch and record ``BatchGoverned``; returns accepted/rejected counts."""
+        """Decide one batch and record ``BatchGoverned``; returns accepted/rejected counts.
+
+        Raises ``ConcurrencyConflict`` on the batch's stream when another worker decided it first.
+        """
         from ingest.governance.engine import GovernanceInput
 
         stream = batch_stream(batch_id)
         version = self.ledger.log.stream_version(stream)
+        self.ledger.sync()
         batch = self.ledger.batch(batch_id)
         entries: list[RecordEntry] = self.ledger.batch_entries(batch_id)
         inputs = [GovernanceInput.from_record(e.record_id, e.record, e.redactions) for e in entries]
-        # The engine adds the accepted records to the near-duplicate index before returning.
-        result = self.engine.govern(inputs)
-        crash_point("governance.after_index")
-        accepted = result.accepted_record_ids
-        event = BatchGoverned(
-            batch_id=batch_id, institution_id=batch.institution_id, **result.event_fields()
-        )
-        self.ledger.append(stream, [event], expected_version=version)
-        self.ledger.sync()
+        assessment = self.engine.assess(inputs)
+        for attempt in range(1, self.DECIDE_ATTEMPTS + 1):
+            indexed = self.sync_index()
+            result = self.engine.decide(assessment)
+            accepted = result.accepted_record_ids
+            governed = BatchGoverned(
+                batch_id=batch_id, institution_id=batch.institution_id, **result.event_fields()
+            )
+            appends = [StreamAppend(stream, [governed], expected_version=version)]
+            if accepted:
+                extended: list[DomainEvent] = [
+                    CorpusIndexExtended(batch_id=batch_id, record_ids=accepted)
+                ]
+                appends.append(StreamAppend(CORPUS_INDEX_STREAM, extended, indexed))
+            try:
+                self.ledger.append_many(appends)
+            except ConcurrencyConflict as exc:
+                if exc.stream_id != CORPUS_INDEX_STREAM:
+                    raise
+                log.info(
+                    "batch %s: the accepted corpus moved (version %d -> %d), deciding again"
+                    " (attempt %d)",
+                    batch_id,
+                    exc.expected,
+                    exc.actual,
+                    attempt,
+                )
+                continue
+            break
+        else:
+            raise GovernanceError(
+                f"batch {batch_id}: the accepted corpus kept moving for {self.DECIDE_ATTEMPTS}"
+                " decisions; governance will retry it"
+            )
+        crash_point("governance.after_decision")
+        self.sync_index()
         log.info("governed batch %s: %d accepted of %d", batch_id, len(accepted), len(entries))
         return {"accepted": len(accepted), "rejected": len(entries) - len(accepted)}

@@ -11,6 +11,7 @@ from ledger.events import (
     BatchGoverned,
     ContributionRewarded,
     CorpusBatchSubmitted,
+    CorpusIndexExtended,
     Envelope,
     RecordErased,
 )
@@ -79,7 +80,12 @@ class BatchesProjection(Projection):
         decision TEXT,
         UNIQUE (batch_id, idx)
     );
-    CREATE INDEX IF NOT EXISTS records_by_status ON records (status, batch_id, idx)
+    CREATE INDEX IF NOT EXISTS records_by_status ON records (status, batch_id, idx);
+    CREATE TABLE IF NOT EXISTS corpus_index (
+        version INTEGER PRIMARY KEY,
+        batch_id TEXT NOT NULL,
+        record_ids TEXT NOT NULL
+    );
     """
 
     @on(CorpusBatchSubmitted)
@@ -151,6 +157,15 @@ class BatchesProjection(Projection):
         conn.executemany(
             "UPDATE records SET decision = ? WHERE record_id = ?",
             [(_dumps(d), record_id) for record_id, d in decisions.items()],
+        )
+
+    @on(CorpusIndexExtended)
+    def indexed(
+        self, event: CorpusIndexExtended, envelope: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        conn.execute(
+            "INSERT INTO corpus_index (version, batch_id, record_ids) VALUES (?, ?, ?)",
+            (envelope.sequence, event.batch_id, _dumps(event.record_ids)),
         )
 
     @on(BatchAnchored)

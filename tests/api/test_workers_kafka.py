@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -131,11 +132,10 @@ def batch_file(index: int) -> bytes:
     return json.dumps(records).encode()
 
 
-@pytest.fixture
-def cluster(kafka_broker: KafkaForTests, tmp_path: Path) -> Cluster:
-    home = tmp_path / "init"
-    # A generous client timeout lets appends ride out a broker restart.
-    cluster = Cluster(root=tmp_path, url=kafka_broker.url(timeout_s=90), home=home)
+def init_cluster(root: Path, url: str) -> Cluster:
+    """Initialize a ledger (chains, contracts, institution ``bupt``) on ``url``."""
+    home = root / "init"
+    cluster = Cluster(root=root, url=url, home=home)
     init = subprocess.run(
         [*BYR, "init", "--json"],
         cwd=ROOT,
@@ -146,6 +146,11 @@ def cluster(kafka_broker: KafkaForTests, tmp_path: Path) -> Cluster:
     )
     assert init.returncode == 0, init.stderr
     return cluster
+
+
+@pytest.fixture
+def cluster(kafka_broker: KafkaForTests, tmp_path: Path) -> Cluster:
+    return init_cluster(tmp_path, kafka_broker.url(timeout_s=90))
 
 
 @pytest.fixture
@@ -219,22 +224,73 @@ def test_killed_worker_loses_nothing_and_rewards_mint_once(
         assert set(counts.values()) == {1}
 
         workers += [cluster.start_worker(kind, kind) for kind in ("anchor", "rewards")]
+        settle_and_check_rewards(runtime, batch_ids)
 
-        def settled() -> bool:
-            runtime.ledger.sync()
-            views = [runtime.ledger.batch(b) for b in batch_ids]
-            # A batch with nothing accepted is never anchored or rewarded.
-            return all(v.status == "rewarded" or not int(v.reward_wei or 0) for v in views)
 
-        wait_until(settled, timeout_s=120, what="every batch anchored and rewarded")
-        rewards = [
-            ContributionRewarded.model_validate(dict(e.payload))
-            for b in batch_ids
-            for e in runtime.log.read_stream(batch_stream(b))
-            if e.event_type == ContributionRewarded.event_type
-        ]
-        rewarded = [b for b in batch_ids if runtime.ledger.batch(b).status == "rewarded"]
-        assert sorted(r.batch_id for r in rewards) == sorted(rewarded)
-        assert rewarded
-        total = sum(int(r.amount_wei) for r in rewards)
-        assert runtime.token.total_supply() == total
+def settle_and_check_rewards(runtime: Runtime, batch_ids: list[str]) -> None:
+    """Wait until every batch with accepted records is rewarded; then one mint per batch and a
+    total supply equal to the rewards recorded."""
+
+    def settled() -> bool:
+        runtime.ledger.sync()
+        views = [runtime.ledger.batch(b) for b in batch_ids]
+        return all(v.status == "rewarded" or not int(v.reward_wei or 0) for v in views)
+
+    wait_until(settled, timeout_s=180, what="every batch anchored and rewarded")
+    rewards = [
+        ContributionRewarded.model_validate(dict(e.payload))
+        for b in batch_ids
+        for e in runtime.log.read_stream(batch_stream(b))
+        if e.event_type == ContributionRewarded.event_type
+    ]
+    rewarded = [b for b in batch_ids if runtime.ledger.batch(b).status == "rewarded"]
+    assert sorted(r.batch_id for r in rewards) == sorted(rewarded)
+    assert rewarded
+    assert runtime.token.total_supply() == sum(int(r.amount_wei) for r in rewards)
+
+
+def test_a_broker_restart_mid_pipeline_loses_nothing(
+    kafka_broker: KafkaForTests, tmp_path: Path, workers: list[Worker]
+) -> None:
+    broker = kafka_broker.local
+    if broker is None:
+        pytest.skip(f"the broker at {kafka_broker.bootstrap} was not started by these tests")
+    # The client timeout covers the restart: appends and reads wait for the broker, not fail.
+    cluster = init_cluster(tmp_path, kafka_broker.url(timeout_s=240))
+    workers += [cluster.start_worker("governance", f"gov{i}") for i in range(2)]
+    workers += [cluster.start_worker(kind, kind) for kind in ("anchor", "rewards")]
+    submitted: list[str] = []
+    errors: list[BaseException] = []
+
+    with cluster.runtime() as runtime:
+        submitted += submit(runtime, 4)
+        wait_until(
+            lambda: bool(workers[0].governed() | workers[1].governed()),
+            timeout_s=150,
+            what="the first decision",
+        )
+
+        def producer() -> None:
+            # Submissions go on while the broker is away: each append waits for it to return.
+            try:
+                for index in range(4, 12):
+                    submitted.extend(submit(runtime, 1, start=index))
+                    time.sleep(0.5)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        time.sleep(1.0)
+        broker.restart(timeout_s=180)
+        thread.join(timeout=300)
+        assert not thread.is_alive(), "a submission never returned"
+        assert not errors, errors
+        assert len(submitted) == 12
+
+        wait_until(all_governed(runtime, submitted), timeout_s=240, what="every batch governed")
+        counts = governed_counts(runtime, submitted)
+        assert set(counts.values()) == {1}
+        settle_and_check_rewards(runtime, submitted)
+        assert runtime.log.verify_integrity().ok
+    assert all(w.process.poll() is None for w in workers), "a worker died during the restart"

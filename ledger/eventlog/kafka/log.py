@@ -19,14 +19,19 @@ Guarantees, and how:
   broker process, not of the machine; a replicated cluster (replication factor 3,
   ``min.insync.replicas=2``) survives a machine.
 - An append returns once its envelopes are readable by every reader.
+- Brokers that go away: appends retry inside the writer, and reads (``read_all``, ``read_stream``,
+  ``stream_version``, ``head_position``) are tried again for up to ``config.timeout_s`` after the
+  first failure; ``read_all`` resumes after the last envelope it yielded. Only then does
+  :class:`~ledger.eventlog.kafka.errors.KafkaUnavailable` reach the caller.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -55,6 +60,7 @@ from ledger.eventlog.kafka.clients import (
 )
 from ledger.eventlog.kafka.config import KafkaLogConfig
 from ledger.eventlog.kafka.consumer import FamilyConsumer
+from ledger.eventlog.kafka.errors import KafkaUnavailable
 from ledger.eventlog.kafka.heads import HeadsView, read_partition_to_end
 from ledger.eventlog.kafka.records import UnreadableRecord, decode_envelope, decode_head
 from ledger.eventlog.kafka.writer import LogWriter
@@ -62,6 +68,36 @@ from ledger.events import Envelope, Topic
 
 _TAIL_WINDOW = 16
 """Offsets read back from the end to find the last envelope (commit markers sit in between)."""
+_RETRY_PAUSE_MAX_S = 2.0
+T = TypeVar("T")
+
+
+class _Outage:
+    """Retry bookkeeping of one read while the brokers are unreachable.
+
+    The first failure starts the clock: the read is tried again (with a growing pause) until
+    ``timeout_s`` has passed since then, and the last :class:`KafkaUnavailable` is raised after.
+    A read that makes progress again resets the clock.
+    """
+
+    def __init__(self, log: KafkaEventLog) -> None:
+        self._log = log
+        self._since: float | None = None
+        self._pause = 0.05
+
+    def survived(self) -> None:
+        self._since = None
+        self._pause = 0.05
+
+    def wait(self, exc: KafkaUnavailable) -> None:
+        """Pause before the next try, or re-raise ``exc`` when the time is up."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if self._log._closed or now + self._pause - self._since > self._log.config.timeout_s:
+            raise exc
+        time.sleep(self._pause)
+        self._pause = min(self._pause * 2, _RETRY_PAUSE_MAX_S)
 
 
 class KafkaEventLog(EventLog):
@@ -165,26 +201,52 @@ class KafkaEventLog(EventLog):
                 f"is not an envelope: {exc}"
             ) from exc
 
+    def _retrying(self, operation: Callable[[], T]) -> T:
+        """``operation()``, tried again while the brokers are unreachable (see :class:`_Outage`)."""
+        outage = _Outage(self)
+        while True:
+            try:
+                return operation()
+            except KafkaUnavailable as exc:
+                outage.wait(exc)
+
     def read_all(self, *, from_position: int = 0, limit: int | None = None) -> Iterator[Envelope]:
         self._check_open()
         if limit is not None and limit <= 0:
             return
-        with self._reader() as consumer:
-            end = self._end(consumer)
-            start = max(from_position - 1, 0)
-            if start >= end:
+        start = max(from_position - 1, 0)
+        count = 0
+        outage = _Outage(self)
+        while True:
+            try:
+                with self._reader() as consumer:
+                    end = self._end(consumer)
+                    if start >= end:
+                        return
+                    for record in self._scan(consumer, start=start, end=end):
+                        envelope = self._envelope(record)
+                        # A retry resumes after the last envelope yielded.
+                        start = record.offset + 1
+                        outage.survived()
+                        yield envelope
+                        count += 1
+                        if limit is not None and count >= limit:
+                            return
                 return
-            for count, record in enumerate(self._scan(consumer, start=start, end=end), 1):
-                yield self._envelope(record)
-                if limit is not None and count >= limit:
-                    return
+            except KafkaUnavailable as exc:
+                outage.wait(exc)
 
     def read_stream(self, stream_id: str, *, from_sequence: int = 1) -> Iterator[Envelope]:
         self._check_open()
+        found = self._retrying(lambda: self._stream_envelopes(stream_id, from_sequence))
+        yield from found
+
+    def _stream_envelopes(self, stream_id: str, from_sequence: int) -> list[Envelope]:
+        """The envelopes of ``stream_id`` from ``from_sequence`` up to its head as read now."""
         self._heads.catch_up()
         head = self._heads.get(stream_id)
         if head is None or from_sequence > head.version:
-            return
+            return []
         key = stream_id.encode("utf-8")
         found: list[Envelope] = []
         with self._reader() as consumer:
@@ -206,17 +268,18 @@ class KafkaEventLog(EventLog):
                         break
                 if found and found[0].sequence == 1:
                     break
-        for envelope in found:
-            if envelope.sequence >= from_sequence:
-                yield envelope
+        return [envelope for envelope in found if envelope.sequence >= from_sequence]
 
     def stream_version(self, stream_id: str) -> int:
         self._check_open()
-        self._heads.catch_up()
+        self._retrying(self._heads.catch_up)
         head = self._heads.get(stream_id)
         return head.version if head else 0
 
     def head_position(self) -> int:
+        return self._retrying(self._head_position)
+
+    def _head_position(self) -> int:
         with self._reader() as consumer:
             end = self._end(consumer)
             window = _TAIL_WINDOW
