@@ -270,23 +270,39 @@ def test_a_broker_restart_mid_pipeline_loses_nothing(
             what="the first decision",
         )
 
+        restarted = threading.Event()
+        spans: list[tuple[float, float]] = []
+
         def producer() -> None:
             # Submissions go on while the broker is away: each append waits for it to return.
             try:
-                for index in range(4, 12):
+                index, after = 4, 0
+                while after < 3 and index < 60:
+                    started = time.monotonic()
                     submitted.extend(submit(runtime, 1, start=index))
-                    time.sleep(0.5)
+                    spans.append((started, time.monotonic()))
+                    index += 1
+                    after += restarted.is_set()
+                    time.sleep(0.2)
             except BaseException as exc:
                 errors.append(exc)
 
         thread = threading.Thread(target=producer)
         thread.start()
         time.sleep(1.0)
+        down_at = time.monotonic()
         broker.restart(timeout_s=180)
+        up_at = time.monotonic()
+        restarted.set()
         thread.join(timeout=300)
         assert not thread.is_alive(), "a submission never returned"
         assert not errors, errors
-        assert len(submitted) == 12
+        assert any(down_at < start and end > up_at for start, end in spans), (
+            "no submission was issued while the broker was down",
+            down_at,
+            up_at,
+            spans,
+        )
 
         wait_until(all_governed(runtime, submitted), timeout_s=240, what="every batch governed")
         counts = governed_counts(runtime, submitted)
