@@ -9,6 +9,7 @@ short synthetic records) because every governance process loads the embedding mo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,14 +18,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from api.runtime import Runtime
-from ledger.events import BatchGoverned, ContributionRewarded
-from ledger.ids import batch_stream
+from bench.dedup_synth import SynthCorpus
+from ingest.governance.minhash import exact_key, normalize_text
+from ledger.chain.accounts import DEV_PRIVATE_KEYS, dev_accounts
+from ledger.chain.anvil import ANVIL_BINARY, AnvilNode
+from ledger.eventlog.kafka.broker import free_port
+from ledger.events import BatchGoverned, ContributionRewarded, CorpusIndexExtended, decode
+from ledger.ids import CORPUS_INDEX_STREAM, batch_stream
 from ledger.settings import LedgerSettings
 from tests.kafka_fixtures import (
     KafkaForTests,
@@ -45,6 +51,8 @@ class Cluster:
     root: Path
     url: str
     home: Path
+    chain_env: dict[str, str] = field(default_factory=dict)
+    """``BYR_*`` chain settings (empty: the tester chains persisted in the initializing home)."""
 
     @property
     def deployments(self) -> Path:
@@ -52,16 +60,26 @@ class Cluster:
 
     def env(self, home: Path) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("BYR_")}
-        return inherited | {
-            "BYR_HOME": str(home),
-            "BYR_EVENT_LOG": self.url,
-            "BYR_DEPLOYMENTS_FILE": str(self.deployments),
-            "BYR_LOG_LEVEL": "INFO",
-        }
+        return (
+            inherited
+            | {
+                "BYR_HOME": str(home),
+                "BYR_EVENT_LOG": self.url,
+                "BYR_DEPLOYMENTS_FILE": str(self.deployments),
+                "BYR_LOG_LEVEL": "INFO",
+            }
+            | self.chain_env
+        )
 
     def runtime(self) -> Runtime:
+        chain = {k.removeprefix("BYR_").lower(): v for k, v in self.chain_env.items()}
         return Runtime(
-            LedgerSettings(home=self.home, event_log=self.url, deployments_file=self.deployments)
+            LedgerSettings(
+                home=self.home,
+                event_log=self.url,
+                deployments_file=self.deployments,
+                **chain,  # type: ignore[arg-type]
+            )
         )
 
     def start_worker(self, kind: str, name: str) -> Worker:
@@ -114,8 +132,6 @@ def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) ->
 
 def batch_file(index: int) -> bytes:
     """Five distinct records that pass intake."""
-    import json
-
     records = [
         {
             "instruction": f"Explain item {index}-{n} of {TOPICS[(index + n) % len(TOPICS)]}.",
@@ -132,10 +148,10 @@ def batch_file(index: int) -> bytes:
     return json.dumps(records).encode()
 
 
-def init_cluster(root: Path, url: str) -> Cluster:
+def init_cluster(root: Path, url: str, chain_env: dict[str, str] | None = None) -> Cluster:
     """Initialize a ledger (chains, contracts, institution ``bupt``) on ``url``."""
     home = root / "init"
-    cluster = Cluster(root=root, url=url, home=home)
+    cluster = Cluster(root=root, url=url, home=home, chain_env=chain_env or {})
     init = subprocess.run(
         [*BYR, "init", "--json"],
         cwd=ROOT,
@@ -145,6 +161,18 @@ def init_cluster(root: Path, url: str) -> Cluster:
         timeout=300,
     )
     assert init.returncode == 0, init.stderr
+    if cluster.chain_env:
+        # On rpc chains no demo institution is registered: add the one the batches use.
+        account = dev_accounts().institutions[0].address
+        added = subprocess.run(
+            [*BYR, "institution", "add", "bupt", "--name", "BUPT", "--account", account],
+            cwd=ROOT,
+            env=cluster.env(home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert added.returncode == 0, added.stderr
     return cluster
 
 
@@ -310,3 +338,124 @@ def test_a_broker_restart_mid_pipeline_loses_nothing(
         settle_and_check_rewards(runtime, submitted)
         assert runtime.log.verify_integrity().ok
     assert all(w.process.poll() is None for w in workers), "a worker died during the restart"
+
+
+@pytest.fixture
+def anvil_chains(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Two anvil nodes (academic and incentive chains, state files) and the settings naming them."""
+    if not ANVIL_BINARY.is_file():
+        pytest.skip(f"anvil binary not installed at {ANVIL_BINARY} (run `npm ci`)")
+    defaults = LedgerSettings(home=tmp_path / "defaults")
+    nodes = [
+        AnvilNode(
+            chain_id=chain_id,
+            port=free_port(),
+            state_path=tmp_path / f"anvil-{name}.json",
+            log_path=tmp_path / f"anvil-{name}.log",
+        ).start()
+        for name, chain_id in (
+            ("academic", defaults.academic_chain_id),
+            ("incentive", defaults.incentive_chain_id),
+        )
+    ]
+    try:
+        yield {
+            "BYR_CHAIN_BACKEND": "rpc",
+            "BYR_ACADEMIC_RPC_URL": nodes[0].url,
+            "BYR_INCENTIVE_RPC_URL": nodes[1].url,
+            "BYR_ACADEMIC_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
+            "BYR_INCENTIVE_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
+        }
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+STREAM_BATCHES = 100
+STREAM_BATCH_SIZE = 50
+
+
+@pytest.mark.anvil
+def test_a_5k_record_stream_is_governed_exactly_once_by_two_workers_on_anvil_chains(
+    kafka_broker: KafkaForTests,
+    anvil_chains: dict[str, str],
+    tmp_path: Path,
+    workers: list[Worker],
+) -> None:
+    """5,000 synthetic records (3% planted duplicates of earlier ones, in other batches too) in
+    100 batches, two governance workers with separate homes, anchors and mints on anvil."""
+    cluster = init_cluster(tmp_path, kafka_broker.url(timeout_s=90), anvil_chains)
+    workers += [cluster.start_worker("governance", f"gov{i}") for i in range(2)]
+    workers += [cluster.start_worker(kind, kind) for kind in ("anchor", "rewards")]
+    corpus = SynthCorpus(seed=20261124)
+    with cluster.runtime() as runtime:
+        batch_ids: list[str] = []
+        for index in range(STREAM_BATCHES):
+            records = [
+                {
+                    "instruction": r.instruction,
+                    "input": "",
+                    "output": r.output,
+                    "discipline": r.discipline,
+                }
+                for r in corpus.records(STREAM_BATCH_SIZE)
+            ]
+            outcome = runtime.submit_bytes(
+                json.dumps(records, ensure_ascii=False).encode(),
+                source_name=f"stream-{index}.json",
+                institution_id="bupt",
+            )
+            assert outcome.batch is not None
+            batch_ids.append(outcome.batch.batch_id)
+        wait_until(all_governed(runtime, batch_ids), timeout_s=1200, what="every batch governed")
+
+        # One decision per batch, one per record, and both workers took part.
+        assert set(governed_counts(runtime, batch_ids).values()) == {1}
+        wait_until(
+            lambda: workers[0].governed() | workers[1].governed() == set(batch_ids),
+            timeout_s=60,
+            what="both workers' logs naming every batch",
+        )
+        owner = {b: w.name for w in workers[:2] for b in w.governed()}
+        assert len(set(owner.values())) == 2
+        decided: dict[str, dict[str, object]] = {}
+        batch_of: dict[str, str] = {}
+        texts: dict[str, str] = {}
+        records_total = 0
+        for batch_id in batch_ids:
+            entries = runtime.ledger.batch_entries(batch_id)
+            records_total += len(entries)
+            (governed,) = [
+                decode(e)
+                for e in runtime.log.read_stream(batch_stream(batch_id))
+                if e.event_type == BatchGoverned.event_type
+            ]
+            assert isinstance(governed, BatchGoverned)
+            assert sorted(d["record_id"] for d in governed.decisions) == sorted(
+                e.record_id for e in entries
+            )
+            for entry, decision in zip(entries, governed.decisions, strict=True):
+                decided[entry.record_id] = decision
+                batch_of[entry.record_id] = batch_id
+                fields = (entry.record["instruction"], entry.record["output"])
+                texts[entry.record_id] = "\n".join(fields)
+        assert records_total >= 0.95 * STREAM_BATCHES * STREAM_BATCH_SIZE
+
+        # The accepted corpus is the corpus-index stream, each record once.
+        indexed = [
+            record_id
+            for e in runtime.log.read_stream(CORPUS_INDEX_STREAM)
+            for record_id in CorpusIndexExtended.model_validate(dict(e.payload)).record_ids
+        ]
+        accepted = [r for r, d in decided.items() if d["accepted"]]
+        assert len(indexed) == len(set(indexed))
+        assert set(indexed) == set(accepted)
+        # No copy was accepted twice, whichever worker saw which copy.
+        keys = Counter(exact_key(normalize_text(texts[r])) for r in accepted)
+        assert keys.most_common(1)[0][1] == 1
+        duplicates = {r: str(d["duplicate_of"]) for r, d in decided.items() if d["duplicate_of"]}
+        across = [r for r, o in duplicates.items() if owner[batch_of[r]] != owner[batch_of[o]]]
+        assert across, "no duplicate was caught across workers"
+
+        settle_and_check_rewards(runtime, batch_ids)
+    assert all(w.process.poll() is None for w in workers)
