@@ -52,7 +52,7 @@ contracts-check: setup ## fail when contracts/build/ differs from a fresh compil
 	$(PY) -m contracts.compile --check
 
 bench: setup ## run every benchmark; JSON results land in bench/results/
-	@for b in bench/anchor.py bench/merkle.py bench/eventlog.py bench/eventlog_kafka.py bench/pii.py bench/governance.py bench/pipeline.py bench/trainer.py; do \
+	@for b in bench/anchor.py bench/merkle.py bench/eventlog.py bench/kafka.py bench/pii.py bench/governance.py bench/trainer.py; do \
 	  echo "== $$b"; $(PY) $$b || exit 1; done
 
 kafka-up: setup ## start the local Kafka broker (KRaft, Maven Central jars, cached); prints its address

@@ -8,10 +8,10 @@ partitions leaves the uncommitted batches to the next member. Decisions stay exa
 ``BatchGoverned`` append is conditional on the batch stream's version, and a batch whose
 governance job is no longer pending is skipped.
 
-The near-duplicate index lives in each worker's home: two workers with separate homes do not see
-each other's accepted records, so a near-duplicate pair split across two workers can be accepted
-twice. Run one governance worker, or point the workers at one home on one machine, where that
-matters.
+Each worker may have its own home (projections and near-duplicate index): the index is a
+projection of the log's ``corpus-index`` stream, and decisions that accept records append to that
+stream conditionally, so a near-duplicate pair split across two workers is still caught (see
+:mod:`ingest.governance.service`).
 """
 
 from __future__ import annotations

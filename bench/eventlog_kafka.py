@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python bench/eventlog_kafka.py [--bootstrap host:port]`` (about a minute). Without
 ``--bootstrap`` (or ``BYR_TEST_KAFKA``) a local broker is started from the cached Maven jars in a
-temporary folder and stopped at the end. Writes ``bench/results/kafka.json`` and prints each figure
-with its Kafka/SQLite ratio.
+temporary folder and stopped at the end. Writes ``bench/results/eventlog_kafka.json`` and prints
+each figure with its Kafka/SQLite ratio. ``bench/kafka.py`` runs it together with the end-to-end
+latency benchmark on one broker.
 
 Both backends get the same work: ``RecordGoverned`` events, 10 per batch stream, appended with
 ``append_many`` calls of ``--batch-size`` events; a full replay with ``read_all`` (every envelope
@@ -40,7 +41,7 @@ from ledger.eventlog.kafka.broker import (
 from ledger.eventlog.sqlite import sqlite_url
 from ledger.events import RecordGoverned, Topic, decode
 
-RESULTS = Path(__file__).resolve().parent / "results" / "kafka.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "eventlog_kafka.json"
 
 
 @dataclass(frozen=True)
