@@ -369,9 +369,10 @@ def _write_through_a_restart(broker: LocalBroker) -> None:
     url = f"kafka://{broker.bootstrap}?prefix={new_prefix()}&timeout_s=90"
     acknowledged: list[Envelope] = []
     failures: list[BaseException] = []
+    reads: list[int] = []
     stop = threading.Event()
 
-    with open_event_log(url) as log:
+    with open_event_log(url) as log, open_event_log(url) as reader_log:
 
         def writer() -> None:
             i = 0
@@ -387,18 +388,38 @@ def _write_through_a_restart(broker: LocalBroker) -> None:
                     failures.append(exc)
                     return
 
-        thread = threading.Thread(target=writer)
-        thread.start()
+        def reader() -> None:
+            # A second handle (as another process would have) keeps reading: reads wait for the
+            # broker to come back instead of failing, and see a growing log.
+            while not stop.is_set():
+                try:
+                    head = reader_log.head_position()
+                    count = sum(1 for _ in reader_log.read_all())
+                    reader_log.stream_version("batch-0")
+                    assert not reads or count >= reads[-1], (count, reads[-1])
+                    assert head <= reader_log.head_position()
+                    reads.append(count)
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+                time.sleep(0.1)
+
+        threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+        for thread in threads:
+            thread.start()
         try:
             _wait_until(lambda: len(acknowledged) >= 20, timeout=60)
             broker.restart(timeout_s=180)
             after_restart = len(acknowledged)
             _wait_until(lambda: len(acknowledged) >= after_restart + 20 or bool(failures), 120)
+            reads_after = len(reads)
+            _wait_until(lambda: len(reads) > reads_after + 2 or bool(failures), 120)
         finally:
             stop.set()
-            thread.join(timeout=120)
+            for thread in threads:
+                thread.join(timeout=120)
         assert not failures, failures
-        assert not thread.is_alive()
+        assert not any(thread.is_alive() for thread in threads)
 
         stored = list(log.read_all())
         assert [e.event_id for e in stored] == [e.event_id for e in acknowledged]
