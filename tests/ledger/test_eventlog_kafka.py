@@ -5,6 +5,7 @@ Every test works on its own topic prefix, so tests never see each other's events
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -34,7 +35,7 @@ from ledger.eventlog.kafka import (
     kafka_url,
     parse_url,
 )
-from ledger.eventlog.kafka.broker import LocalBroker, free_port, tools_available
+from ledger.eventlog.kafka.broker import LocalBroker, _kafka_uuid, free_port, tools_available
 from ledger.eventlog.kafka.broker_cli import main as broker_main
 from ledger.events import Envelope, Topic, envelope_hash
 from ledger.projections import ProjectionRunner, ProjectionStore
@@ -469,3 +470,11 @@ def test_broker_up_is_idempotent_and_status_reports_it(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == kafka_broker.bootstrap
     assert out[1].startswith("running pid=") and out[1].endswith(kafka_broker.bootstrap)
+
+
+def test_cluster_ids_are_never_taken_for_an_option() -> None:
+    # One random id in 64 starts with "-", which the storage tool reads as an option.
+    ids = [_kafka_uuid() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+    assert len(set(ids)) == len(ids)

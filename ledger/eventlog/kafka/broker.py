@@ -262,17 +262,12 @@ class LocalBroker:
             "-c",
             str(self.config.properties_file),
         )
-        # The format tool's JVM has exited non-zero without printing anything on a loaded
-        # machine: a failure that says nothing is tried again (three tries in all).
-        for attempt in range(1, 4):
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode == 0:
-                return
-            if (done.stdout + done.stderr).strip() or attempt == 3:
-                raise KafkaBrokerError(
-                    f"formatting the Kafka storage failed (exit {done.returncode}):\n"
-                    + (done.stdout + done.stderr)[-3000:]
-                )
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise KafkaBrokerError(
+                f"formatting the Kafka storage failed (exit {done.returncode}):\n"
+                + (done.stdout + done.stderr)[-3000:]
+            )
 
     def _spawn(self, lib: Path) -> int:
         command = self._java(
@@ -337,10 +332,17 @@ class LocalBroker:
 
 
 def _kafka_uuid() -> str:
-    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding."""
+    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding.
+
+    Never one that starts with ``-`` (1 in 64 would): the storage tool would take it for an
+    option and refuse to format. Kafka's own ``Uuid.randomUuid`` skips those ids too.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 def _port_in_use(host: str, port: int) -> bool:
