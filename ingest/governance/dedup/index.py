@@ -1,180 +1,30 @@
-"""A persistent near-duplicate index over the accepted corpus.
-
-Three stages, cheapest first; each later stage only sees what the earlier ones let through:
-
-1. **exact**: sha256 of the normalized text (NFKC, lowercase, punctuation and whitespace
-   collapsed, spaces next to CJK characters dropped);
-2. **minhash**: MinHash LSH over token-bigram shingles (a token is one CJK character or one word)
-   finds candidates; a candidate whose estimated Jaccard similarity reaches
-   ``DedupConfig.minhash_threshold`` is a duplicate. Shingle sets ignore sentence order, so
-   reordered sentences stay near-identical;
-3. **embedding**: the remaining LSH candidates that still share enough shingles
-   (``embedding_min_jaccard``) are compared by sentence-embedding cosine (calibrated, see
-   :meth:`ingest.governance.embeddings.Embedder.calibrate`), which catches rewording. Only these
-   candidates are ever embedded, so the index costs no model time for records without a
-   near neighbour.
-
-Languages: stages 1 and 2 are language independent. Stage 3 compares two records only when the
-same model embeds both (``en`` with ``en``; ``zh`` and ``mixed`` with each other). Cross-language
-duplicates (a translation of an accepted record) are out of scope: they share no shingles and
-their vectors live in different spaces.
-
-Storage: one SQLite file holds every accepted record's id, language, exact key, signature and
-text (the text is needed to embed it when it becomes a candidate; :meth:`DedupIndex.remove`
-deletes it). The LSH buckets are rebuilt in memory from the stored signatures when the index
-opens (about 4 s per 100k records on 2 busy cores). Several instances may open the same file:
-each one reloads when another has committed a change (a generation counter in the file), so a
-write made by one process is seen by the next call of the others. Checking and adding are two
-calls: the index alone does not stop two processes governing at the same moment from each
-accepting one copy of a duplicate. The governance service closes that gap with the event log
-(:mod:`ingest.governance.service`): the index is a projection of the log's ``corpus-index``
-stream, and :attr:`DedupIndex.position` is the stream version it reflects.
-"""
+"""The near-duplicate index: the three stages over the records in memory, backed by an
+:class:`~ingest.governance.dedup.store.IndexStore` (see the package docstring)."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ingest.governance.dedup.config import (
+    DedupConfig,
+    DedupItem,
+    DuplicateMatch,
+    DuplicateMethod,
+)
+from ingest.governance.dedup.store import IndexStore
 from ingest.governance.embeddings import Embedder, model_for_language, text_digest
-from ingest.governance.errors import GovernanceError
 from ingest.governance.minhash import (
-    SCHEME_VERSION,
     BandIndex,
     MinHasher,
     estimated_jaccard,
     exact_key,
     normalize_text,
 )
-
-_LOOKUP_CHUNK = 900
-
-
-class DedupError(GovernanceError):
-    """Base class of errors raised by the near-duplicate index."""
-
-
-class InvalidDedupConfig(DedupError, ValueError):
-    """A :class:`DedupConfig` combination that cannot work."""
-
-
-@dataclass(frozen=True)
-class DedupConfig:
-    """Parameters of the near-duplicate index.
-
-    The signature scheme (``shingle_size``, ``num_perm``, ``lsh_bands``, ``lsh_rows``, ``seed``) is
-    stored with the index; opening an index with a different scheme recomputes the stored
-    signatures from the stored texts. Thresholds can change freely between runs.
-    """
-
-    shingle_size: int = field(
-        default=2,
-        metadata={
-            "help": "Tokens per shingle. Bigrams keep reworded text similar enough to be an LSH "
-            "candidate while unrelated records share almost none."
-        },
-    )
-    num_perm: int = field(default=192, metadata={"help": "MinHash permutations per signature."})
-    lsh_bands: int = field(default=64, metadata={"help": "LSH bands."})
-    lsh_rows: int = field(
-        default=3,
-        metadata={
-            "help": "Signature positions per band. 64 bands x 3 rows make a pair a candidate "
-            "with probability 0.83 at Jaccard 0.3, 0.985 at 0.4, but only 0.008 at 0.05."
-        },
-    )
-    seed: int = field(default=20240611, metadata={"help": "Seed of the MinHash permutations."})
-    minhash_threshold: float = field(
-        default=0.7,
-        metadata={
-            "help": "Estimated Jaccard similarity at or above which a candidate is a "
-            "duplicate without looking at embeddings."
-        },
-    )
-    embedding_min_jaccard: float = field(
-        default=0.2,
-        metadata={
-            "help": "Candidates below this estimated Jaccard similarity are dropped without "
-            "being embedded (bounds model time)."
-        },
-    )
-    embedding_threshold: float = field(
-        default=0.85,
-        metadata={
-            "help": "Calibrated embedding similarity at or above which a candidate is a "
-            "reworded duplicate. Measured: rewordings 0.92-0.96, same-topic records <= 0.7."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if self.shingle_size < 1:
-            raise InvalidDedupConfig("shingle_size must be at least 1")
-        if self.lsh_bands < 1 or self.lsh_rows < 1:
-            raise InvalidDedupConfig("lsh_bands and lsh_rows must be at least 1")
-        if self.lsh_bands * self.lsh_rows > self.num_perm:
-            raise InvalidDedupConfig(
-                f"lsh_bands * lsh_rows ({self.lsh_bands * self.lsh_rows}) exceeds num_perm "
-                f"({self.num_perm})"
-            )
-        for name in ("minhash_threshold", "embedding_min_jaccard", "embedding_threshold"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise InvalidDedupConfig(f"{name} must be in (0, 1], got {value}")
-        if self.embedding_min_jaccard > self.minhash_threshold:
-            raise InvalidDedupConfig("embedding_min_jaccard must not exceed minhash_threshold")
-
-    def scheme(self) -> str:
-        """The signature scheme as canonical JSON (what stored signatures depend on)."""
-        params = asdict(self)
-        keys = ("shingle_size", "num_perm", "lsh_bands", "lsh_rows", "seed")
-        return json.dumps(
-            {"version": SCHEME_VERSION, **{k: params[k] for k in keys}}, sort_keys=True
-        )
-
-
-@dataclass(frozen=True)
-class DedupItem:
-    """A record as the index sees it: its id, the text compared, and its language."""
-
-    record_id: str
-    text: str
-    language: str
-
-    @classmethod
-    def from_record(cls, record_id: str, record: Mapping[str, str]) -> DedupItem:
-        """The item of a canonical record: instruction, input (if any) and output, one per line."""
-        parts = [record["instruction"], record.get("input", ""), record["output"]]
-        return cls(
-            record_id=record_id,
-            text="\n".join(part for part in parts if part),
-            language=record["language"],
-        )
-
-
-class DuplicateMethod(StrEnum):
-    EXACT = "exact"
-    MINHASH = "minhash"
-    EMBEDDING = "embedding"
-
-
-@dataclass(frozen=True)
-class DuplicateMatch:
-    """The earlier record an item duplicates, and how that was found.
-
-    ``similarity`` is 1.0 for ``exact``, the estimated Jaccard similarity of the shingle sets for
-    ``minhash``, and the calibrated embedding similarity for ``embedding``.
-    """
-
-    record_id: str
-    method: DuplicateMethod
-    similarity: float
 
 
 @dataclass
@@ -202,8 +52,9 @@ class DedupIndex:
     """
 
     def __init__(
-        self, path: Path, *, embedder: Embedder | None, config: DedupConfig = DedupConfig()
+        self, path: Path, *, embedder: Embedder | None, config: DedupConfig | None = None
     ) -> None:
+        config = config or DedupConfig()
         self._path = path
         self._embedder = embedder
         self._config = config
@@ -211,9 +62,7 @@ class DedupIndex:
             num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed
         )
         self._lock = threading.RLock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
-        self._create_schema()
+        self._store = IndexStore(path, scheme=config.scheme(), signatures=self._hasher.signatures)
         self._memo: dict[tuple[str, bytes], _Prepared] = {}
         self._generation = -1
         self._reset_memory()
@@ -287,8 +136,7 @@ class DedupIndex:
         """The position in the source of accepted records (for the ledger, the version of its
         ``corpus-index`` stream) that the stored records reflect; 0 for a new index."""
         with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()
-            return int(row[0]) if row else 0
+            return self._store.position()
 
     def add(self, items: Sequence[DedupItem], *, position: int | None = None) -> int:
         """Store accepted records; ids already stored (or repeated in ``items``) are skipped.
@@ -305,23 +153,21 @@ class DedupIndex:
                     fresh[item.record_id] = item
             if not fresh:
                 if position is not None:
-                    with self._conn:
-                        self._set_position(position)
+                    with self._store.transaction:
+                        self._store.set_position(position)
                 return 0
             new_items = list(fresh.values())
             prepared = self._prepare(new_items)
-            with self._conn:
+            with self._store.transaction:
                 if position is not None:
-                    self._set_position(position)
-                self._conn.executemany(
-                    "INSERT INTO records (record_id, language, exact_key, signature, text)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    self._store.set_position(position)
+                self._store.insert(
                     [
                         (item.record_id, item.language, p.exact, p.signature.tobytes(), item.text)
                         for item, p in zip(new_items, prepared, strict=True)
-                    ],
+                    ]
                 )
-                generation = self._bump_generation()
+                generation = self._store.bump_generation()
             self._remember(
                 [
                     (item.record_id, item.language, p.exact)
@@ -339,17 +185,10 @@ class DedupIndex:
         """
         with self._lock:
             self._sync()
-            row = self._conn.execute(
-                "SELECT language, text FROM records WHERE record_id = ?", (record_id,)
-            ).fetchone()
-            if row is None:
+            deleted = self._store.delete(record_id)
+            if deleted is None:
                 return False
-            language, text = row
-            with self._conn:
-                self._conn.execute("DELETE FROM records WHERE record_id = ?", (record_id,))
-                generation = self._bump_generation()
-            # Erasure: move the zeroed pages out of the write-ahead log into the main file too.
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            language, text, generation = deleted
             pos = self._pos_of.pop(record_id)
             self._alive[pos] = False
             same_text = self._exact.get(self._exact_of[pos], [])
@@ -362,7 +201,7 @@ class DedupIndex:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._store.close()
 
     def __enter__(self) -> DedupIndex:
         return self
@@ -461,7 +300,7 @@ class DedupIndex:
             {c.record_id for cands in need.values() for c in cands if c.corpus_pos is not None}
         )
         # A corpus record removed by another instance since the lookup has no text any more.
-        corpus_texts = self._texts(corpus_ids)
+        corpus_texts = self._store.texts(corpus_ids)
         pairs: dict[int, list[tuple[_Candidate, str]]] = {}
         for i, cands in need.items():
             for c in cands:
@@ -518,97 +357,19 @@ class DedupIndex:
                 out[index] = _Prepared(exact_key(normalized[k]), sigs[k])
         return [p for p in out if p is not None]
 
-    def _texts(self, record_ids: Sequence[str]) -> dict[str, str]:
-        texts: dict[str, str] = {}
-        for start in range(0, len(record_ids), _LOOKUP_CHUNK):
-            chunk = record_ids[start : start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            texts.update(
-                self._conn.execute(
-                    f"SELECT record_id, text FROM records WHERE record_id IN ({marks})", chunk
-                )
-            )
-        return texts
-
-    # -- storage and in-memory state ---------------------------------------------------------------
-
-    def _create_schema(self) -> None:
-        with self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # Deleted rows (erased texts) are overwritten with zeros, not left in free pages.
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-            )
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS records ("
-                " seq INTEGER PRIMARY KEY,"
-                " record_id TEXT NOT NULL UNIQUE,"
-                " language TEXT NOT NULL,"
-                " exact_key BLOB NOT NULL,"
-                " signature BLOB NOT NULL,"
-                " text TEXT NOT NULL)"
-            )
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
-            stored = self._conn.execute("SELECT value FROM meta WHERE key = 'scheme'").fetchone()
-            if stored is None:
-                self._conn.execute(
-                    "INSERT INTO meta VALUES ('scheme', ?)", (self._config.scheme(),)
-                )
-            elif stored[0] != self._config.scheme():
-                self._rebuild_signatures()
-
-    def _rebuild_signatures(self) -> None:
-        """Recompute every stored exact key and signature under the configured scheme.
-
-        Runs inside the caller's transaction.
-        """
-        rows = self._conn.execute("SELECT seq, text FROM records").fetchall()
-        normalized = [normalize_text(text) for _, text in rows]
-        sigs = self._hasher.signatures(normalized)
-        self._conn.executemany(
-            "UPDATE records SET exact_key = ?, signature = ? WHERE seq = ?",
-            [
-                (exact_key(norm), sig.tobytes(), seq)
-                for (seq, _), norm, sig in zip(rows, normalized, sigs, strict=True)
-            ],
-        )
-        self._conn.execute(
-            "UPDATE meta SET value = ? WHERE key = 'scheme'", (self._config.scheme(),)
-        )
-        self._bump_generation()
-
-    def _set_position(self, position: int) -> None:
-        self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('position', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(position),),
-        )
-
-    def _bump_generation(self) -> int:
-        (value,) = self._conn.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-            " RETURNING value"
-        ).fetchone()
-        return int(value)
-
-    def _stored_generation(self) -> int:
-        (value,) = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(value)
+    # -- in-memory state ---------------------------------------------------------------
 
     def _sync(self) -> None:
         """Reload from the file when another instance has committed since our last look."""
-        generation = self._stored_generation()
+        generation = self._store.generation()
         if generation == self._generation:
             return
         self._reset_memory()
-        rows = self._conn.execute(
-            "SELECT record_id, language, exact_key, signature FROM records ORDER BY seq"
-        ).fetchall()
+        rows = self._store.rows()
         if rows:
             sigs = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.uint32)
             self._remember(
-                [(row[0], row[1], bytes(row[2])) for row in rows],
+                [(row[0], row[1], row[2]) for row in rows],
                 sigs.reshape(len(rows), self._config.num_perm),
             )
         self._generation = generation
