@@ -96,6 +96,17 @@ def new_consumer(
         return KafkaConsumer(*topics, **settings)
 
 
+def new_reader(config: KafkaLogConfig, *, read_committed: bool = True) -> KafkaConsumer:
+    """A consumer for bounded reads (up to an end offset looked up first), not for following.
+
+    Its fetches return after at most 5 ms when there is nothing new. kafka-python leaves a fetch
+    in flight after each poll, and a broker answers one connection's requests in order: with the
+    default 100 ms wait, the end-offsets lookup that starts the next read queued behind that
+    fetch and took about 40 ms on average.
+    """
+    return new_consumer(config, read_committed=read_committed, fetch_max_wait_ms=5)
+
+
 def new_transactional_producer(config: KafkaLogConfig) -> KafkaProducer:
     """The log's writer: idempotent, ``acks=all``, transactional under the log's one writer id.
 

@@ -55,6 +55,7 @@ from ledger.eventlog.kafka.clients import (
     log_topic_specs,
     new_admin,
     new_consumer,
+    new_reader,
     partition,
     translated,
 )
@@ -169,7 +170,7 @@ class KafkaEventLog(EventLog):
         with self._pool_lock:
             consumer = self._idle.pop() if self._idle else None
         if consumer is None:
-            consumer = new_consumer(self.config)
+            consumer = new_reader(self.config)
             consumer.assign([self._log_tp])
         healthy = False
         try:
@@ -359,8 +360,8 @@ class KafkaEventLog(EventLog):
         """
         self._check_open()
         heads_tp = partition(self.config.heads_topic)
-        committed = new_consumer(self.config)
-        uncommitted = new_consumer(self.config, read_committed=False)
+        committed = new_reader(self.config)
+        uncommitted = new_reader(self.config, read_committed=False)
         deadline = time.monotonic() + self.config.timeout_s
         try:
             while True:
