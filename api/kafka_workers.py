@@ -56,7 +56,10 @@ class KafkaGovernanceStep:
         self._consumer: FamilyConsumer = self._join()
 
     def _join(self) -> FamilyConsumer:
-        return self._event_log.consume(group_id=self.group_id, topics=[Topic.CORPUS])
+        # One delivery per poll: governing a batch takes seconds, and a member takes part in a
+        # rebalance only when it polls. A member that took a hundred deliveries at once would
+        # govern all of them before a worker that joined meanwhile received any partition.
+        return self._event_log.consume(group_id=self.group_id, topics=[Topic.CORPUS], max_records=1)
 
     def __call__(self) -> tuple[int, dict[str, Any]]:
         governed: dict[str, dict[str, int]] = {}
