@@ -94,9 +94,8 @@ class KafkaGovernanceStep:
     def _govern(self, batch_id: str) -> dict[str, int] | None:
         """Govern ``batch_id`` unless it is already decided; ``None`` when skipped."""
         ledger = self.runtime.ledger
-        # The delivery can run ahead of this worker's projections: catch up first so the
-        # batch and its governance job are visible.
-        ledger.sync()
+        # The delivery can run ahead of this worker's projections: pending_jobs catches them up
+        # first, so the batch and its governance job are visible.
         if batch_id not in ledger.pending_jobs(JobKind.GOVERN):
             return None
         try:

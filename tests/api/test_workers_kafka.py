@@ -82,6 +82,13 @@ class Cluster:
             )
         )
 
+    def cli(self, home: Path, *args: str) -> None:
+        """Run ``byr ARGS`` in ``home``; fails the test if it exits non-zero."""
+        done = subprocess.run(
+            [*BYR, *args], cwd=ROOT, env=self.env(home), capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+
     def start_worker(self, kind: str, name: str) -> Worker:
         home = self.root / name
         log_path = self.root / f"{name}.log"
@@ -152,27 +159,11 @@ def init_cluster(root: Path, url: str, chain_env: dict[str, str] | None = None) 
     """Initialize a ledger (chains, contracts, institution ``bupt``) on ``url``."""
     home = root / "init"
     cluster = Cluster(root=root, url=url, home=home, chain_env=chain_env or {})
-    init = subprocess.run(
-        [*BYR, "init", "--json"],
-        cwd=ROOT,
-        env=cluster.env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert init.returncode == 0, init.stderr
+    cluster.cli(home, "init", "--json")
     if cluster.chain_env:
         # On rpc chains no demo institution is registered: add the one the batches use.
         account = dev_accounts().institutions[0].address
-        added = subprocess.run(
-            [*BYR, "institution", "add", "bupt", "--name", "BUPT", "--account", account],
-            cwd=ROOT,
-            env=cluster.env(home),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert added.returncode == 0, added.stderr
+        cluster.cli(home, "institution", "add", "bupt", "--name", "BUPT", "--account", account)
     return cluster
 
 
