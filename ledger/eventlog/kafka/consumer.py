@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,7 +29,9 @@ from kafka.structs import OffsetAndMetadata
 from ledger.eventlog.base import EventLogError
 from ledger.eventlog.kafka.clients import close_quietly, new_consumer, translated
 from ledger.eventlog.kafka.config import KafkaLogConfig
+from ledger.eventlog.kafka.errors import KafkaUnavailable
 from ledger.eventlog.kafka.records import UnreadableRecord, decode_envelope
+from ledger.eventlog.kafka.rejoin import finish_joins_between_polls
 from ledger.events import Envelope
 
 
@@ -66,9 +69,33 @@ class FamilyConsumer:
         self.group_id = group_id
         self.topic_names = tuple(topic_names)
         self._max_records = max_records
-        self._consumer: KafkaConsumer | None = new_consumer(
-            config, topics=self.topic_names, group_id=group_id
-        )
+        self._consumer: KafkaConsumer | None = new_consumer(config, group_id=group_id)
+        finish_joins_between_polls(self._consumer)
+        try:
+            self._await_partitions()
+            self._consumer.subscribe(self.topic_names)
+        except BaseException:
+            self.close()
+            raise
+
+    def _await_partitions(self) -> None:
+        """Wait (up to ``config.timeout_s``) until the topics' partitions are known here.
+
+        Subscribing before that lets the first assignment be computed without them: every member
+        gets nothing, and the group has to rebalance again once the metadata arrives.
+        """
+        client = self._client()
+        deadline = time.monotonic() + self.config.timeout_s
+        for name in self.topic_names:
+            while True:
+                with translated(self.config, f"looking up the partitions of {name}"):
+                    if client.partitions_for_topic(name):
+                        break
+                if time.monotonic() > deadline:
+                    raise KafkaUnavailable(
+                        self.config.bootstrap, f"{name} has no partitions known to the brokers"
+                    )
+                time.sleep(0.05)
 
     def _client(self) -> KafkaConsumer:
         if self._consumer is None:
