@@ -15,7 +15,7 @@ partition and the other sat idle for good.
 :func:`finish_joins_between_polls` mends the member's coordinator (on the instance, nothing is
 patched globally): it counts a join as needed while one is outstanding, and applies a join that
 already finished instead of starting a new rebalance. On a kafka-python without these internals
-it changes nothing and says so once in the log.
+it changes nothing and says so in the log.
 """
 
 from __future__ import annotations
@@ -37,20 +37,16 @@ _INTERNALS = (
     "_enable_heartbeat",
     "_on_join_complete_async",
 )
-_warned = False
 
 
 def finish_joins_between_polls(consumer: KafkaConsumer) -> bool:
     """Install the mend on ``consumer``'s group coordinator; whether it could be installed."""
-    global _warned
     coordinator: Any = getattr(consumer, "_coordinator", None)
     if coordinator is None or not all(hasattr(coordinator, name) for name in _INTERNALS):
-        if not _warned:
-            _warned = True
-            log.warning(
-                "this kafka-python has no join task to watch; a member whose rebalance "
-                "finishes between polls may sit idle until its session times out"
-            )
+        log.warning(
+            "this kafka-python has no join task to watch; a member whose rebalance "
+            "finishes between polls may sit idle until its session times out"
+        )
         return False
     needs_rejoin = coordinator.need_rejoin
     join_group = coordinator.join_group_async
