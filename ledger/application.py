@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,13 +40,33 @@ from ledger.projections.base import (
     Projection,
     ProjectionRunner,
     ProjectionStore,
-    diff_states,
-    dump_state,
 )
 from ledger.projections.batches import BatchesProjection
 from ledger.projections.institutions import InstitutionsProjection
 from ledger.projections.outbox import ATTEMPTS_TABLE, JobKind, JobStatus, OutboxProjection
 from ledger.projections.training import TrainingRunsProjection
+from ledger.replay import replay_projections
+from ledger.views import (
+    BatchView,
+    InstitutionView,
+    LedgerStatus,
+    RecordView,
+    ReplayReport,
+    SubmittedBatch,
+)
+
+__all__ = [
+    "BatchView",
+    "CorpusLedger",
+    "InstitutionView",
+    "InvalidRequest",
+    "LedgerStatus",
+    "NotFound",
+    "RecordView",
+    "ReplayReport",
+    "SubmittedBatch",
+    "default_projections",
+]
 
 
 class NotFound(LedgerError):
@@ -68,125 +86,6 @@ def default_projections() -> list[Projection]:
         BalancesProjection(),
         TrainingRunsProjection(),
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class InstitutionView:
-    institution_id: str
-    name: str
-    account: str
-    active: bool
-    registered_at: str
-    academic_tx_hash: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "institution_id": self.institution_id,
-            "name": self.name,
-            "account": self.account,
-            "active": self.active,
-            "registered_at": self.registered_at,
-            "academic_tx_hash": self.academic_tx_hash,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class BatchView:
-    batch_id: str
-    institution_id: str
-    source_name: str
-    merkle_root: str
-    metadata_hash: str
-    manifest: dict[str, Any]
-    record_count: int
-    status: str
-    submitted_at: str
-    rejected_at_intake: list[dict[str, Any]]
-    policy_version: str | None
-    accepted_count: int | None
-    contribution_score: float | None
-    reward_wei: str | None
-    chain_id: int | None
-    contract_address: str | None
-    tx_hash: str | None
-    block_number: int | None
-    anchor_error: str | None
-    reward_tx_hash: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-@dataclass(frozen=True, slots=True)
-class RecordView:
-    record_id: str
-    batch_id: str
-    index: int
-    source_line: int | None
-    record: dict[str, str] | None
-    """``None`` once erased."""
-    salt: str | None
-    record_hash: str
-    leaf: str
-    redactions: dict[str, int]
-    status: str
-    reasons: list[str]
-    decision: dict[str, Any] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-@dataclass(frozen=True, slots=True)
-class SubmittedBatch:
-    """What :meth:`CorpusLedger.submit_batch` recorded."""
-
-    batch_id: str
-    merkle_root: str
-    metadata_hash: str
-    record_ids: list[str]
-    position: int
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerStatus:
-    head_position: int
-    institutions: int
-    batches_by_status: dict[str, int]
-    records_by_status: dict[str, int]
-    pending_jobs: dict[str, int]
-    failed_jobs: dict[str, int]
-    rewarded_wei_total: str
-    training_runs_by_status: dict[str, int]
-    projection_positions: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayReport:
-    """Outcome of rebuilding every projection from the log and comparing with the live state."""
-
-    events_replayed: int
-    tables: dict[str, int]
-    """Table -> rows after replay."""
-    differences: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
-    """Table -> {"live_only": rows, "replayed_only": rows}; empty when equal."""
-    replaced: bool = False
-
-    @property
-    def equal(self) -> bool:
-        return not self.differences
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "events_replayed": self.events_replayed,
-            "tables": self.tables,
-            "equal": self.equal,
-            "differences": self.differences,
-            "replaced": self.replaced,
-        }
 
 
 class CorpusLedger:
@@ -624,45 +523,6 @@ class CorpusLedger:
     # ------------------------------------------------------------------ replay
 
     def replay(self, *, replace: bool = False) -> ReplayReport:
-        """Rebuild every projection from position 0 into a fresh database and compare it with the
-        live one (bookkeeping and delivery-attempt tables excluded).
-
-        With ``replace`` and equal states nothing changes; with ``replace`` and differences the
-        live database's projection tables are overwritten by the rebuilt ones.
-        """
-        head = self.log.head_position()
-        self.runner.catch_up(until_position=head)
-        with tempfile.TemporaryDirectory(prefix="byr-replay-") as tmp:
-            rebuilt = self.runner.rebuild_into(Path(tmp) / "state.db", until_position=head)
-            try:
-                with rebuilt.transaction() as conn:
-                    replayed = dump_state(conn, exclude=[ATTEMPTS_TABLE])
-                with self.store.transaction() as conn:
-                    live = dump_state(conn, exclude=[ATTEMPTS_TABLE])
-                diffs = diff_states(live, replayed)
-                replaced = False
-                if diffs and replace:
-                    self._replace_tables(rebuilt, list(diffs))
-                    replaced = True
-            finally:
-                rebuilt.close()
-        return ReplayReport(
-            events_replayed=head,
-            tables={t: len(rows) for t, rows in replayed.items()},
-            differences={
-                t: {"live_only": [list(r) for r in a], "replayed_only": [list(r) for r in b]}
-                for t, (a, b) in diffs.items()
-            },
-            replaced=replaced,
-        )
-
-    def _replace_tables(self, rebuilt: ProjectionStore, tables: list[str]) -> None:
-        # SQLite refuses ATTACH inside a transaction, so attach first, then copy atomically.
-        self.store.conn.execute("ATTACH DATABASE ? AS rebuilt", (str(rebuilt.path),))
-        try:
-            with self.store.transaction() as conn:
-                for table in tables:
-                    conn.execute(f'DELETE FROM main."{table}"')
-                    conn.execute(f'INSERT INTO main."{table}" SELECT * FROM rebuilt."{table}"')
-        finally:
-            self.store.conn.execute("DETACH DATABASE rebuilt")
+        """Rebuild every projection from the log and compare with the live state; see
+        :func:`ledger.replay.replay_projections`."""
+        return replay_projections(self.log, self.runner, self.store, replace=replace)
