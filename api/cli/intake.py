@@ -1,0 +1,212 @@
+"""``byr init``, ``byr institution ...``, ``byr submit``, ``byr dispatch`` and ``byr status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.cli.common import (
+    EXIT_FAILED,
+    EXIT_PARTIAL,
+    JsonOpt,
+    app,
+    emit,
+    err,
+    exit_on_error,
+    institution_app,
+    open_runtime,
+    out,
+)
+
+# ---------------------------------------------------------------------------------------------
+# init, institutions
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    as_json: JsonOpt = False,
+    force: Annotated[bool, typer.Option(help="Start over: delete the existing ledger.")] = False,
+    no_demo_institutions: Annotated[
+        bool, typer.Option(help="Do not register the demo institutions.")
+    ] = False,
+    if_needed: Annotated[
+        bool, typer.Option(help="Succeed without changes when a ledger already exists.")
+    ] = False,
+) -> None:
+    """Create BYR_HOME: the event log, the state database, both contracts on their chains, and
+    the demo institutions."""
+    with exit_on_error(as_json), open_runtime() as rt:
+        if if_needed and rt.initialized:
+            result = rt.describe()
+        else:
+            result = rt.init(force=force, demo_institutions=not no_demo_institutions)
+
+    def human() -> None:
+        out.print(f"ledger created in [bold]{result['home']}[/bold]")
+        out.print(f"event log   {result['event_log']}")
+        for name, chain in result["chains"].items():
+            contract = next(k for k in chain if k != "chain_id")
+            out.print(f"{name:<11} chain {chain['chain_id']}  {contract} at {chain[contract]}")
+        if result["institutions"]:
+            ids = ", ".join(i["institution_id"] for i in result["institutions"])
+            out.print(f"institutions registered: {ids}")
+
+    emit(result, as_json=as_json, human=human)
+
+
+@institution_app.command("add")
+def institution_add(
+    institution_id: Annotated[str, typer.Argument(help="Short id, e.g. bupt.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    account: Annotated[
+        str | None,
+        typer.Option(help="Address that receives BYR (embedded chains: a free dev account)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an institution on the academic chain and in the ledger."""
+    with exit_on_error(as_json), open_runtime() as rt:
+        view = rt.add_institution(institution_id=institution_id, name=name, account=account)
+    emit(
+        view.to_dict(),
+        as_json=as_json,
+        human=lambda: out.print(
+            f"registered {view.institution_id} ({view.name}) -> {view.account}"
+            f"  tx {view.academic_tx_hash}"
+        ),
+    )
+
+
+@institution_app.command("list")
+def institution_list(as_json: JsonOpt = False) -> None:
+    """List registered institutions."""
+    with exit_on_error(as_json), open_runtime() as rt:
+        rt.require_initialized()
+        views = rt.ledger.institutions()
+
+    def human() -> None:
+        table = Table("id", "name", "account", "active")
+        for v in views:
+            table.add_row(v.institution_id, v.name, v.account, "yes" if v.active else "no")
+        out.print(table)
+
+    emit([v.to_dict() for v in views], as_json=as_json, human=human)
+
+
+# ---------------------------------------------------------------------------------------------
+# submit, status, report
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="A JSON array or JSONL file of records.")],
+    institution: Annotated[str, typer.Option(help="Submitting institution id.")],
+    discipline: Annotated[
+        str | None, typer.Option(help="Discipline for records that name none.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Carry the batch through governance, anchoring and reward.")
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Record nothing when any line is rejected.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate, desensitize and record a batch; report every rejected line precisely."""
+    with exit_on_error(as_json), open_runtime() as rt:
+        outcome = rt.submit(
+            file, institution_id=institution, discipline=discipline, strict=strict, wait=wait
+        )
+    intake = outcome.intake
+    data = outcome.to_dict()
+
+    def human() -> None:
+        for issue in intake.issues:
+            style = "red" if issue.is_error else "yellow"
+            err.print(f"[{style}]{issue.severity.value}[/{style}] {issue.message}", highlight=False)
+        out.print(intake.summary(), highlight=False)
+        if outcome.batch is None:
+            out.print("[red]nothing recorded[/red]")
+            return
+        out.print(f"batch     {data['batch_id']}")
+        out.print(f"root      {data['merkle_root']}")
+        out.print(f"records   {len(data['record_ids'])} ({', '.join(data['record_ids'][:3])}, ...)")
+        out.print(f"status    {data['status']}")
+        if data.get("accepted") is not None:
+            out.print(f"accepted  {data['accepted']} of {len(data['record_ids'])}")
+        if data.get("tx_hash"):
+            out.print(
+                f"anchored  tx {data['tx_hash']} block {data['block_number']}"
+                f" (chain {data['chain_id']})"
+            )
+        if data.get("reward_tx_hash"):
+            out.print(
+                f"reward    {int(data['reward_wei']) / 1e18:.4f} BYR tx {data['reward_tx_hash']}"
+            )
+        if data.get("anchor_error"):
+            out.print(f"[red]anchor failed[/red] {data['anchor_error']}")
+
+    emit(data, as_json=as_json, human=human)
+    if outcome.batch is None:
+        raise typer.Exit(EXIT_FAILED)
+    if not intake.ok:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def dispatch(as_json: JsonOpt = False) -> None:
+    """Run pending governance, anchor and reward jobs until none makes progress."""
+    with exit_on_error(as_json), open_runtime() as rt:
+        rt.require_initialized()
+        rounds = rt.drain()
+    emit(rounds, as_json=as_json, human=lambda: out.print_json(data=rounds))
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Batches, records, outbox jobs and rewards at a glance."""
+    with exit_on_error(as_json), open_runtime() as rt:
+        rt.require_initialized()
+        st = rt.ledger.status()
+        batches = rt.ledger.batches()
+    data = st.to_dict() | {
+        "batches": [
+            {
+                "batch_id": b.batch_id,
+                "institution_id": b.institution_id,
+                "source": b.source_name,
+                "records": b.record_count,
+                "accepted": b.accepted_count,
+                "status": b.status,
+                "tx_hash": b.tx_hash,
+            }
+            for b in batches
+        ]
+    }
+
+    def human() -> None:
+        out.print(f"log head position {st.head_position}; institutions {st.institutions}")
+        out.print(f"records   {st.records_by_status or '{}'}")
+        out.print(f"pending   {st.pending_jobs or 'nothing'}")
+        if st.failed_jobs:
+            out.print(f"[red]failed[/red]    {st.failed_jobs}")
+        out.print(f"BYR minted {int(st.rewarded_wei_total) / 1e18:.4f}")
+        table = Table(
+            "batch", "institution", "source", "records", "accepted", "status", "anchor tx"
+        )
+        for b in data["batches"]:
+            table.add_row(
+                b["batch_id"][:12],
+                b["institution_id"],
+                b["source"],
+                str(b["records"]),
+                "-" if b["accepted"] is None else str(b["accepted"]),
+                b["status"],
+                (b["tx_hash"] or "-")[:18],
+            )
+        out.print(table)
+
+    emit(data, as_json=as_json, human=human)

@@ -1,0 +1,97 @@
+"""``byr worker``, ``byr serve`` and ``byr chains up|down``: the long-running services."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated, Any
+
+import typer
+
+from api.cli.common import (
+    EXIT_BAD_INPUT,
+    JsonOpt,
+    app,
+    emit,
+    err,
+    exit_on_error,
+    load_settings,
+    open_runtime,
+    out,
+)
+
+# ---------------------------------------------------------------------------------------------
+# services: workers, API, local chain nodes
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    kind: Annotated[str, typer.Argument(help="governance | anchor | rewards | feed | trainer")],
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+    ] = None,
+    idle_wait: Annotated[float, typer.Option(help="Seconds to wait when idle.")] = 1.0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+) -> None:
+    """Run one pipeline worker until SIGTERM/SIGINT (graceful: the current step finishes)."""
+    from api.workers import WorkerKind, run_worker
+
+    try:
+        worker_kind = WorkerKind(kind)
+    except ValueError:
+        err.print(
+            f"[red]error:[/red] unknown worker {kind!r}; one of "
+            + ", ".join(k.value for k in WorkerKind)
+        )
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    logging.getLogger().setLevel(os.environ.get("BYR_LOG_LEVEL", "INFO"))
+    with exit_on_error(False), open_runtime() as rt:
+        run_worker(
+            worker_kind, rt, idle_wait_s=idle_wait, metrics_port=metrics_port, max_steps=max_steps
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+chains_app = typer.Typer(help="Local EVM nodes (anvil) for single-machine deployments.")
+app.add_typer(chains_app, name="chains")
+
+
+@chains_app.command("up")
+def chains_up(as_json: JsonOpt = False) -> None:
+    """Start the academic and incentive anvil nodes (state kept in BYR_HOME/chains/anvil-*.json)
+    and print the settings that point the ledger at them."""
+    from api.nodes import chains_up as start
+
+    with exit_on_error(as_json):
+        info = start(load_settings())
+    emit(info, as_json=as_json, human=lambda: _print_env(info))
+
+
+def _print_env(info: dict[str, Any]) -> None:
+    for name, node in info["nodes"].items():
+        out.print(f"# {name}: chain {node['chain_id']} at {node['url']} (pid {node['pid']})")
+    for key, value in info["env"].items():
+        out.print(f"export {key}={value}", highlight=False)
+
+
+@chains_app.command("down")
+def chains_down(as_json: JsonOpt = False) -> None:
+    """Stop the anvil nodes started by `byr chains up` (their state is saved)."""
+    from api.nodes import chains_down as stop
+
+    with exit_on_error(as_json):
+        stopped = stop(load_settings())
+    emit(stopped, as_json=as_json, human=lambda: out.print(f"stopped: {stopped or 'nothing'}"))
