@@ -78,7 +78,7 @@ def _step_function(kind: WorkerKind, runtime: Runtime) -> Callable[[], StepResul
     if kind is WorkerKind.TRAINER:
 
         def train() -> StepResult:
-            done = runtime.run_pending_training()
+            done = runtime.training.run_pending_training()
             return StepResult(len(done), {"runs": done})
 
         return train

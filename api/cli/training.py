@@ -73,7 +73,7 @@ def train(
 ) -> None:
     """Fine-tune a base model on the accepted corpus; the adapter is anchored on the academic
     chain with its dataset root, recipe and base-model hashes."""
-    from api.runtime import TrainingRequest
+    from api.training import TrainingRequest
 
     request = TrainingRequest(
         recipe=recipe,
@@ -90,10 +90,12 @@ def train(
     try:
         with exit_on_error(as_json), open_runtime() as rt:
             if queue:
-                request_id = rt.request_training(request)
+                request_id = rt.training.request_training(request)
                 result: dict[str, Any] = {"request_id": request_id, "queued": True}
             else:
-                result = rt.train(request, output_dir=output, resume=resume, progress=not as_json)
+                result = rt.training.train(
+                    request, output_dir=output, resume=resume, progress=not as_json
+                )
     except TrainerError as exc:
         if as_json:
             sys.stdout.write(json.dumps({"error": type(exc).__name__, "message": str(exc)}) + "\n")
@@ -122,7 +124,7 @@ def lineage(
 ) -> None:
     """Verify adapter hash -> run anchor -> dataset root -> records -> batches -> institutions."""
     with exit_on_error(as_json), open_runtime() as rt:
-        report = rt.lineage(adapter_dir)
+        report = rt.training.lineage(adapter_dir)
     emit(
         report.to_dict(),
         as_json=as_json,

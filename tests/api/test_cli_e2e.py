@@ -105,6 +105,26 @@ def test_replay_equals_live_state(home: Path, submitted: dict[str, Any]) -> None
     assert report["tables"]["batches"] >= 1
 
 
+def test_train_anchors_the_adapter_and_lineage_traces_it_back(
+    home: Path, submitted: dict[str, Any], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    args = ["--recipe", "knowledge_qa", "--max-steps", "2", "--output", str(run_dir)]
+    trained = ok_json(byr(home, "train", *args, "--set", "training.val_fraction=0", "--json"))
+    assert trained["status"] == "anchored" and trained["anchor_tx_hash"]
+    assert len(trained["losses"]) == 2 and trained["records"] >= 1
+    assert Path(trained["adapter_dir"]).is_relative_to(run_dir)
+
+    report = ok_json(byr(home, "lineage", trained["adapter_dir"], "--json"))
+    assert report["ok"] is True and report["run_id"] == trained["run_id"]
+    assert report["records"] == trained["records"] and report["batches"] >= 1
+    assert report["institutions"].get("bupt", 0) >= 1
+
+    unknown = byr(home, "train", "--recipe", "no_such_recipe", "--json")
+    assert unknown.returncode == 2, unknown.stdout + unknown.stderr
+    assert "no_such_recipe" in json.loads(unknown.stdout)["message"]
+
+
 def test_malformed_lines_are_reported_and_good_ones_recorded(home: Path, tmp_path: Path) -> None:
     batch = tmp_path / "mixed.jsonl"
     good = {

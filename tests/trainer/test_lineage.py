@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from api.runtime import Runtime, TrainingRequest
+from api.runtime import Runtime
+from api.training import TrainingRequest
 from ledger.batching import RecordInput
 from ledger.events import BatchGoverned
 from ledger.ids import batch_stream
@@ -80,7 +81,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime,
         _accepted_batch(rt, "bupt", 0, 8)
         _accepted_batch(rt, "xidian", 100, 6)
         rt.drain()
-        result = rt.train(TrainingRequest(recipe="knowledge_qa", max_steps=3), progress=False)
+        result = rt.training.train(
+            TrainingRequest(recipe="knowledge_qa", max_steps=3), progress=False
+        )
         yield rt, result
 
 
@@ -98,7 +101,7 @@ def test_training_run_is_recorded_and_anchored(trained: tuple[Runtime, dict]) ->
 
 def test_lineage_verifies_back_to_institutions(trained: tuple[Runtime, dict]) -> None:
     rt, result = trained
-    report = rt.lineage(Path(result["adapter_dir"]))
+    report = rt.training.lineage(Path(result["adapter_dir"]))
     assert report.ok, report.render()
     assert report.institutions == {"bupt": 8, "xidian": 6}
     assert report.batches == 2
@@ -121,7 +124,7 @@ def test_modified_adapter_fails(trained: tuple[Runtime, dict], tmp_path: Path) -
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
-    assert _failed(rt.lineage(copy)) == {"adapter_hash"}
+    assert _failed(rt.training.lineage(copy)) == {"adapter_hash"}
 
 
 def test_modified_manifest_fails(trained: tuple[Runtime, dict], tmp_path: Path) -> None:
@@ -131,19 +134,19 @@ def test_modified_manifest_fails(trained: tuple[Runtime, dict], tmp_path: Path) 
     # Claim one record fewer was trained on: the dataset root no longer matches.
     manifest["dataset"]["snapshot_manifest"]["records"].pop()
     (copy / MANIFEST_NAME).write_text(json.dumps(manifest))
-    assert "dataset_root" in _failed(rt.lineage(copy))
+    assert "dataset_root" in _failed(rt.training.lineage(copy))
 
     manifest = json.loads((Path(result["adapter_dir"]) / MANIFEST_NAME).read_text())
     manifest["recipe"]["training"]["learning_rate"] = 1.0
     (copy / MANIFEST_NAME).write_text(json.dumps(manifest))
-    assert "recipe_hash" in _failed(rt.lineage(copy))
+    assert "recipe_hash" in _failed(rt.training.lineage(copy))
 
 
 def test_queued_request_is_run_by_the_trainer_worker(trained: tuple[Runtime, dict]) -> None:
     from api.workers import WorkerKind, run_worker
 
     rt, _ = trained
-    request_id = rt.request_training(
+    request_id = rt.training.request_training(
         TrainingRequest(recipe="knowledge_qa", max_steps=2, institutions=["xidian"])
     )
     done = run_worker(WorkerKind.TRAINER, rt, max_steps=1, install_signal_handlers=False)
