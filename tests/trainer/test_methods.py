@@ -200,7 +200,7 @@ def test_alpha_defaults_to_twice_the_rank() -> None:
         (lambda: AdaLoraConfig(tinit_fraction=0.6, tfinal_fraction=0.5), "budgeting phase"),
         (lambda: MoeLoraConfig(num_experts=1), "num_experts"),
         (lambda: MoeLoraConfig(num_experts=4, top_k=4), "top_k"),
-        (lambda: PartialConfig(freeze_layers=-1), "freeze_layers"),
+        (lambda: PartialConfig(freeze_layers="2"), "freeze_layers must be an integer"),
     ],
 )
 def test_method_configs_reject_bad_combinations(build: Any, message: str) -> None:
@@ -227,6 +227,22 @@ def test_registry_covers_every_method_with_help_text() -> None:
         assert spec.config_cls.method is spec.method
         for field in dataclasses.fields(spec.config_cls):
             assert field.metadata.get("help"), f"{spec.method}.{field.name} has no help text"
+
+
+@pytest.mark.parametrize(("freeze_layers", "frozen"), [(1, [0]), (-1, [0]), (-2, []), (-5, [])])
+def test_partial_freezes_bottom_layers_counted_from_either_end(
+    freeze_layers: int, frozen: list[int], model_cache: Path
+) -> None:
+    from trainer.architecture import find_layers
+    from trainer.methods.partial.builder import build
+
+    config = PartialConfig(freeze_layers=freeze_layers, freeze_embeddings=False)
+    runtime = build(config, base=resolve_base("tiny", cache_dir=model_cache), total_steps=1)
+    _, layers = find_layers(runtime.model)
+    assert len(layers) == 2
+    trainable = [any(p.requires_grad for p in layer.parameters()) for layer in layers]
+    assert trainable == [i not in frozen for i in range(len(layers))]
+    assert runtime.describe()["frozen_layers"] == len(frozen)
 
 
 def test_partial_refuses_to_freeze_every_layer(tmp_path: Path, model_cache: Path) -> None:

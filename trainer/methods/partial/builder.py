@@ -1,4 +1,4 @@
-"""Builds partial fine-tuning: the bottom N decoder layers (and the embeddings) stay frozen."""
+"""Builds partial fine-tuning: the bottom decoder layers (and the embeddings) stay frozen."""
 
 from __future__ import annotations
 
@@ -15,12 +15,17 @@ from trainer.models import BaseModelRef, load_base
 
 
 class PartialModelRuntime(FullModelRuntime):
+    def __init__(self, *, frozen_layers: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frozen_layers = frozen_layers
+        """How many bottom decoder layers are frozen."""
+
     def describe(self) -> dict[str, Any]:
         config = self.config
         assert isinstance(config, PartialConfig)
         return {
             **super().describe(),
-            "frozen_layers": config.freeze_layers,
+            "frozen_layers": self.frozen_layers,
             "layers": self.plan.num_layers,
         }
 
@@ -39,7 +44,8 @@ def build(
         )
     for param in model.parameters():
         param.requires_grad_(True)
-    for layer in layers[: config.freeze_layers]:
+    frozen = layers[: config.freeze_layers]  # a negative count keeps the top layers trainable
+    for layer in frozen:
         for param in layer.parameters():
             param.requires_grad_(False)
     if config.freeze_embeddings:
@@ -51,6 +57,7 @@ def build(
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return PartialModelRuntime(
+        frozen_layers=len(frozen),
         model=model,
         tokenizer=tokenizer,
         config=config,

@@ -17,7 +17,11 @@ class PartialConfig(MethodConfig):
 
     freeze_layers: int = field(
         default=1,
-        metadata={"help": "Number N of bottom decoder layers to freeze (< number of layers)."},
+        metadata={
+            "help": "Decoder layers to freeze, counted like a slice from the bottom: N >= 0"
+            " freezes the bottom N (fewer than the model has); -N freezes all but the top N,"
+            " so one recipe fits bases of any depth."
+        },
     )
     freeze_embeddings: bool = field(
         default=True,
@@ -29,7 +33,5 @@ class PartialConfig(MethodConfig):
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.freeze_layers, bool) or self.freeze_layers < 0:
-            raise ConfigError(
-                f"freeze_layers must be a non-negative integer, got {self.freeze_layers}"
-            )
+        if isinstance(self.freeze_layers, bool) or not isinstance(self.freeze_layers, int):
+            raise ConfigError(f"freeze_layers must be an integer, got {self.freeze_layers!r}")
