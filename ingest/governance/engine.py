@@ -27,14 +27,19 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ingest.governance.coherence import CoherenceItem, SentenceSplitter, batch_coherence
+from ingest.governance.decisions import (
+    Assessment,
+    BatchGovernance,
+    GovernanceInput,
+    RecordDecision,
+)
 from ingest.governance.dedup import DedupIndex, DedupItem, DuplicateMethod
 from ingest.governance.embeddings import Embedder, model_for_language
 from ingest.governance.errors import GovernanceInputError
@@ -46,6 +51,17 @@ from ingest.governance.quality import (
     QualityFlag,
 )
 from ingest.governance.terms import LANGUAGES, TermIndex, default_index
+
+__all__ = [
+    "REASON_ORDER",
+    "SCORE_DIGITS",
+    "Assessment",
+    "BatchGovernance",
+    "GovernanceEngine",
+    "GovernanceInput",
+    "RecordDecision",
+    "coherence_window",
+]
 
 SCORE_DIGITS = 6
 REASON_ORDER: tuple[FlagCode, ...] = (
@@ -64,118 +80,6 @@ REASON_ORDER: tuple[FlagCode, ...] = (
     FlagCode.PII_REDACTED,
 )
 """Order of reason codes in a decision: the strongest rejection first, ``pii_redacted`` last."""
-
-
-@dataclass(frozen=True, slots=True)
-class GovernanceInput:
-    """One record to govern: its id, canonical text fields, and the intake redaction counts."""
-
-    record_id: str
-    instruction: str
-    input: str
-    output: str
-    discipline: str
-    language: str
-    redactions: Mapping[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_record(
-        cls, record_id: str, record: Mapping[str, str], redactions: Mapping[str, int] | None = None
-    ) -> GovernanceInput:
-        """From a canonical record dict (``RecordEntry.record``) and its redaction counts."""
-        return cls(
-            record_id=record_id,
-            instruction=record["instruction"],
-            input=record.get("input", ""),
-            output=record["output"],
-            discipline=record["discipline"],
-            language=record["language"],
-            redactions=dict(redactions or {}),
-        )
-
-    @property
-    def question(self) -> str:
-        """What the output answers: the instruction, followed by the input when there is one."""
-        return f"{self.instruction}\n{self.input}" if self.input else self.instruction
-
-
-@dataclass(frozen=True, slots=True)
-class RecordDecision:
-    """The decision on one record. ``reasons`` are stable codes (rejections first, then
-    ``pii_redacted``); ``flags`` are JSON-ready :class:`QualityFlag` dicts with spans."""
-
-    record_id: str
-    accepted: bool
-    reasons: list[str]
-    scores: dict[str, float]
-    flags: list[dict[str, Any]]
-    duplicate_of: str | None = None
-    redactions: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "record_id": self.record_id,
-            "accepted": self.accepted,
-            "reasons": list(self.reasons),
-            "scores": dict(self.scores),
-            "flags": [dict(f) for f in self.flags],
-            "duplicate_of": self.duplicate_of,
-            "redactions": dict(self.redactions),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecordDecision:
-        return cls(
-            record_id=data["record_id"],
-            accepted=bool(data["accepted"]),
-            reasons=list(data["reasons"]),
-            scores=dict(data["scores"]),
-            flags=[dict(f) for f in data["flags"]],
-            duplicate_of=data.get("duplicate_of"),
-            redactions=dict(data.get("redactions", {})),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BatchGovernance:
-    """Decisions on a batch, in input order, with the batch's contribution score and reward."""
-
-    policy_version: str
-    policy_digest: str
-    decisions: list[RecordDecision]
-    contribution_score: float
-    reward_wei: int
-
-    @property
-    def accepted_record_ids(self) -> list[str]:
-        return [d.record_id for d in self.decisions if d.accepted]
-
-    @property
-    def rejected(self) -> dict[str, list[str]]:
-        """Record id -> reasons, for rejected records."""
-        return {d.record_id: list(d.reasons) for d in self.decisions if not d.accepted}
-
-    def event_fields(self) -> dict[str, Any]:
-        """The fields of ``ledger.events.BatchGoverned`` that governance decides (all but the
-        batch and institution ids)."""
-        return {
-            "policy_version": self.policy_version,
-            "accepted_record_ids": self.accepted_record_ids,
-            "rejected": self.rejected,
-            "decisions": [d.to_dict() for d in self.decisions],
-            "contribution_score": self.contribution_score,
-            "reward_wei": str(self.reward_wei),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Assessment:
-    """What :meth:`GovernanceEngine.assess` found in a batch: per-record flags and scores so far
-    (read-only for :meth:`GovernanceEngine.decide`, which works on copies)."""
-
-    records: tuple[GovernanceInput, ...]
-    flags: list[list[QualityFlag]]
-    scores: list[dict[str, float]]
 
 
 class GovernanceEngine:
