@@ -451,5 +451,11 @@ def _pii_flags(record: GovernanceInput) -> list[QualityFlag]:
 
 
 def _dedup_item(record: GovernanceInput) -> DedupItem:
-    text = "\n".join(p for p in (record.instruction, record.input, record.output) if p)
-    return DedupItem(record_id=record.record_id, text=text, language=record.language)
+    # The same rule as an index rebuilt from the ledger's records, so both compare the same text.
+    fields = {
+        "instruction": record.instruction,
+        "input": record.input,
+        "output": record.output,
+        "language": record.language,
+    }
+    return DedupItem.from_record(record.record_id, fields)

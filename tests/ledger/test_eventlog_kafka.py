@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewPartitions
+from kafka.admin import NewPartitions
 
 from ledger.eventlog import (
     ConcurrencyConflict,
@@ -38,6 +38,7 @@ from ledger.eventlog.kafka import (
 )
 from ledger.eventlog.kafka.broker import LocalBroker, _kafka_uuid, free_port, tools_available
 from ledger.eventlog.kafka.broker_cli import main as broker_main
+from ledger.eventlog.kafka.clients import new_admin
 from ledger.events import Envelope, Topic, envelope_hash
 from ledger.projections import ProjectionRunner, ProjectionStore
 from tests.kafka_fixtures import (
@@ -253,7 +254,7 @@ def test_a_member_takes_up_an_assignment_that_completed_between_polls(
                 consumer.poll(timeout=0.1)
             assert consumer.assignment() == {(topic, 0), (topic, 1)}
 
-            admin = KafkaAdminClient(bootstrap_servers=log.config.bootstrap)
+            admin = new_admin(log.config)
             try:
                 admin.create_partitions({topic: NewPartitions(total_count=4)})
             finally:
