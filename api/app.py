@@ -1,7 +1,7 @@
 """The HTTP API: a FastAPI app over the same application services as the ``byr`` command.
 
 ``create_app()`` validates its settings at once (a bad ``BYR_API_TOKEN`` fails before serving); the
-app's lifespan opens the :class:`~api.runtime.Runtime` (event log, state, deployments), refuses to
+app's lifespan opens the :class:`~api.composition.Parts` (event log, state, deployments), refuses to
 start on an uninitialized ``BYR_HOME``, and closes what it opened. Serve it with one worker
 process: the embedded chains and the SQLite log are single-writer, and the app already serializes
 the requests that use them.
@@ -12,7 +12,6 @@ the requests that use them.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Self
@@ -23,23 +22,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from api import console
+from api.composition import Parts
 from api.deps import ApiState
+from api.environment import apply_process_defaults
 from api.errors import install_error_handlers
 from api.routes import balances, batches, dispatch, health, institutions, records, status, verify
-from api.runtime import Runtime
 from ledger.settings import LedgerSettings
 
 API_VERSION = "v1"
 MIN_TOKEN_CHARS = 16
-
-# Process defaults shared with the CLI: the fast keccak backend, and Hugging Face libraries that
-# never reach for the network (models ship in packages; nothing is downloaded at run time).
-_PROCESS_DEFAULTS = {
-    "ETH_HASH_BACKEND": "pysha3",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 
 class ApiSettings(BaseSettings):
@@ -63,46 +54,45 @@ class ApiSettings(BaseSettings):
         return self
 
 
-def _open(runtime: Runtime) -> None:
+def _open(parts: Parts) -> None:
     """Fail at start rather than on the first request: the ledger must exist and its
     projections must catch up with the log."""
-    runtime.require_initialized()
-    runtime.ledger.sync()
-    _ = runtime.deployments
+    parts.require_initialized()
+    parts.ledger.sync()
+    _ = parts.deployments
 
 
 def create_app(
     *,
     settings: LedgerSettings | None = None,
-    runtime: Runtime | None = None,
+    parts: Parts | None = None,
     api_settings: ApiSettings | None = None,
 ) -> FastAPI:
     """The API app.
 
-    With ``runtime`` the app uses it and leaves closing it to the caller; otherwise the lifespan
+    With ``parts`` the app uses them and leaves closing them to the caller; otherwise the lifespan
     builds one from ``settings`` (default: ``LedgerSettings()`` from the environment) and closes
     it at shutdown. ``api_settings`` defaults to ``ApiSettings()`` from the environment. Settings
     are validated here, before anything is served.
     """
-    for name, value in _PROCESS_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    if runtime is not None and settings is not None and runtime.settings is not settings:
-        raise ValueError("pass either settings or a runtime built from them, not both")
-    ledger_settings = runtime.settings if runtime is not None else settings or LedgerSettings()
+    apply_process_defaults()
+    if parts is not None and settings is not None and parts.settings is not settings:
+        raise ValueError("pass either settings or parts built from them, not both")
+    ledger_settings = parts.settings if parts is not None else settings or LedgerSettings()
     api = api_settings or ApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = runtime is None
-        rt = runtime if runtime is not None else Runtime(ledger_settings)
+        owned = parts is None
+        opened = parts if parts is not None else Parts(ledger_settings)
         try:
-            await run_in_threadpool(_open, rt)
-            app.state.byr = ApiState(runtime=rt, lock=asyncio.Lock(), token=api.token)
+            await run_in_threadpool(_open, opened)
+            app.state.byr = ApiState(parts=opened, lock=asyncio.Lock(), token=api.token)
             yield
         finally:
             app.state.byr = None
             if owned:
-                await run_in_threadpool(rt.close)
+                await run_in_threadpool(opened.close)
 
     app = FastAPI(
         title="BYR Corpus Ledger",

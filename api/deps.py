@@ -1,10 +1,10 @@
-"""What requests depend on: the runtime (exclusively), the ledger's read models (shared), the token.
+"""What requests depend on: the parts (exclusively), the ledger's read models (shared), the token.
 
 The application state is created by the app's lifespan (:mod:`api.app`) and read here; routes see
-the ``Annotated`` aliases :data:`RuntimeDep`, :data:`LedgerDep` and :data:`WriteAccess`.
+the ``Annotated`` aliases :data:`PartsDep`, :data:`LedgerDep` and :data:`WriteAccess`.
 
 Writers are serialized: the embedded chains, event-log appends and projection catch-up are
-single-writer, so every request that writes, catches up or talks to a chain holds the runtime
+single-writer, so every request that writes, catches up or talks to a chain holds the parts
 exclusively (:func:`exclusive`). Queries of the read models need no such turn: each runs in one
 state-database transaction and sees the state as of the last committed write, so they stay quick
 while a long submission (``wait=true``) or dispatch runs.
@@ -23,8 +23,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from api.composition import Parts
 from api.errors import NotAuthenticated
-from api.runtime import Runtime
 from ledger.application import CorpusLedger
 
 
@@ -32,9 +32,9 @@ from ledger.application import CorpusLedger
 class ApiState:
     """Long-lived parts of a running app, created in its lifespan."""
 
-    runtime: Runtime
+    parts: Parts
     lock: asyncio.Lock
-    """Taken by requests that use the runtime exclusively; waiting requests hold no thread."""
+    """Taken by requests that use the parts exclusively; waiting requests hold no thread."""
     token: SecretStr | None
     """Bearer token that mutating requests must present; ``None`` leaves them open."""
 
@@ -50,24 +50,24 @@ StateDep = Annotated[ApiState, Depends(api_state)]
 
 
 @asynccontextmanager
-async def exclusive(state: ApiState) -> AsyncIterator[Runtime]:
-    """The runtime, for this holder only until the block ends."""
+async def exclusive(state: ApiState) -> AsyncIterator[Parts]:
+    """The parts, for this holder only until the block ends."""
     async with state.lock:
-        yield state.runtime
+        yield state.parts
 
 
-async def runtime_session(state: StateDep) -> AsyncIterator[Runtime]:
-    """The runtime, held exclusively until the response is ready (writes, catch-up, chains)."""
-    async with exclusive(state) as runtime:
-        yield runtime
+async def parts_session(state: StateDep) -> AsyncIterator[Parts]:
+    """The parts, held exclusively until the response is ready (writes, catch-up, chains)."""
+    async with exclusive(state) as parts:
+        yield parts
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_session)]
+PartsDep = Annotated[Parts, Depends(parts_session)]
 
 
 def get_ledger(state: StateDep) -> CorpusLedger:
     """The ledger for queries of its read models only: no writes, no ``sync``, no chains."""
-    return state.runtime.ledger
+    return state.parts.ledger
 
 
 LedgerDep = Annotated[CorpusLedger, Depends(get_ledger)]

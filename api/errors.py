@@ -18,15 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.runtime import NotInitialized
 from api.schemas import ErrorPublic
+from api.services.provisioning import NotInitialized
 from ingest.errors import IngestError
 from ingest.governance.embeddings import EmbeddingModelUnavailable
 from ingest.governance.errors import GovernanceError
 from ingest.governance.pii.errors import NerModelUnavailable, PiiError
 from ledger.application import InvalidRequest, NotFound
 from ledger.audit import BundleFormatError
-from ledger.batching import EmptyBatch
+from ledger.batching import NoValidRecords
 from ledger.chain.errors import (
     ChainError,
     ChainMismatch,
@@ -82,7 +82,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     NotFound: 404,
     InvalidRequest: 422,
     NotInitialized: 503,
-    EmptyBatch: 422,
+    NoValidRecords: 422,
     BundleFormatError: 422,
     IngestError: 422,
     ConcurrencyConflict: 409,

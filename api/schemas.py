@@ -219,6 +219,18 @@ class GovernanceReportPublic(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
+class BatchSummaryPublic(BaseModel):
+    """A batch in one line of ``byr status``."""
+
+    batch_id: str
+    institution_id: str
+    source: str
+    records: int
+    accepted: int | None
+    status: str
+    tx_hash: str | None
+
+
 class StatusPublic(BaseModel):
     head_position: int
     institutions: int
@@ -232,6 +244,7 @@ class StatusPublic(BaseModel):
     projection_lag: int = Field(
         description="Events the slowest projection has still to apply (head minus its position)."
     )
+    batches: list[BatchSummaryPublic] = Field(description="Every batch, oldest first.")
 
 
 class BalancePublic(BaseModel):

@@ -13,12 +13,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from api.runtime import Runtime
+from api.composition import Parts
+from api.pipeline import PipelineStep
+from ledger.jobs import JobSource
+from ledger.projections.outbox import JobKind
 
 log = logging.getLogger("byr.worker")
 
@@ -31,74 +32,50 @@ class WorkerKind(StrEnum):
     TRAINER = "trainer"
 
 
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    items: int
-    """Units of work completed (batches governed, anchors, mints, events projected, runs)."""
-    detail: dict[str, Any]
+#: The pipeline stages each worker runs, in order. The feed worker runs none: each of its steps
+#: only brings the projections (the accepted-corpus feed among them) up to the log.
+WORKER_STAGES: dict[WorkerKind, tuple[JobKind, ...]] = {
+    WorkerKind.GOVERNANCE: (JobKind.GOVERN,),
+    WorkerKind.ANCHOR: (JobKind.ANCHOR,),
+    WorkerKind.REWARDS: (JobKind.REWARD,),
+    WorkerKind.FEED: (),
+    WorkerKind.TRAINER: (JobKind.TRAIN, JobKind.ANCHOR_RUN),
+}
 
 
-def _step_function(kind: WorkerKind, runtime: Runtime) -> Callable[[], StepResult]:
+@dataclass(slots=True)
+class WorkerStep:
+    """One worker step: a pipeline step over the worker's stages, with its own job sources."""
+
+    parts: Parts
+    kinds: tuple[JobKind, ...]
+    sources: dict[JobKind, JobSource]
+
+    @property
+    def blocks_when_idle(self) -> bool:
+        return any(source.blocks_when_idle for source in self.sources.values())
+
+    def __call__(self) -> tuple[int, PipelineStep]:
+        step = self.parts.pipeline.step(self.kinds, sources=self.sources)
+        return (step.items if self.kinds else step.events_projected), step
+
+    def close(self) -> None:
+        for source in self.sources.values():
+            source.close()
+
+
+def worker_step(kind: WorkerKind, parts: Parts) -> WorkerStep:
+    """The step of a ``kind`` worker. Governance workers on a Kafka log share the corpus topic
+    through a consumer group instead of reading the outbox."""
+    sources: dict[JobKind, JobSource] = {}
     if kind is WorkerKind.GOVERNANCE:
         from ledger.eventlog.kafka import KafkaEventLog
 
-        if isinstance(runtime.log, KafkaEventLog):
-            # Several governance workers share the corpus topic through a consumer group.
-            from api.kafka_workers import KafkaGovernanceStep
+        if isinstance(parts.log, KafkaEventLog):
+            from api.consumer_group import ConsumerGroupJobs
 
-            return _KafkaStep(KafkaGovernanceStep(runtime))
-
-        def govern() -> StepResult:
-            report = runtime.governance.run_once()
-            return StepResult(len(report.governed), report.to_dict())
-
-        return govern
-    if kind is WorkerKind.ANCHOR:
-
-        def anchor() -> StepResult:
-            report = runtime.dispatch_anchors()
-            done = len(report.done) + len(report.recovered) + len(report.failed)
-            return StepResult(done, report.to_dict())
-
-        return anchor
-    if kind is WorkerKind.REWARDS:
-
-        def reward() -> StepResult:
-            report = runtime.dispatch_rewards()
-            return StepResult(len(report.done) + len(report.recovered), report.to_dict())
-
-        return reward
-    if kind is WorkerKind.FEED:
-
-        def feed() -> StepResult:
-            read = runtime.ledger.sync()
-            return StepResult(read, {"events_projected": read})
-
-        return feed
-    if kind is WorkerKind.TRAINER:
-
-        def train() -> StepResult:
-            done = runtime.training.run_pending_training()
-            return StepResult(len(done), {"runs": done})
-
-        return train
-    raise ValueError(f"unknown worker kind {kind}")
-
-
-class _KafkaStep:
-    """Adapts a Kafka consumer step (which blocks while idle and must leave its group)."""
-
-    blocks_when_idle = True
-
-    def __init__(self, step: Any) -> None:
-        self._step = step
-
-    def __call__(self) -> StepResult:
-        items, detail = self._step()
-        return StepResult(items, detail)
-
-    def close(self) -> None:
-        self._step.close()
+            sources[JobKind.GOVERN] = ConsumerGroupJobs(event_log=parts.log, ledger=parts.ledger)
+    return WorkerStep(parts=parts, kinds=WORKER_STAGES[kind], sources=sources)
 
 
 class Metrics:
@@ -131,7 +108,7 @@ class Metrics:
 
 def run_worker(
     kind: WorkerKind,
-    runtime: Runtime,
+    parts: Parts,
     *,
     stop: threading.Event | None = None,
     idle_wait_s: float = 1.0,
@@ -144,26 +121,24 @@ def run_worker(
     if install_signal_handlers:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: stop.set())
-    runtime.require_initialized()
-    step = _step_function(kind, runtime)
+    parts.require_initialized()
+    step = worker_step(kind, parts)
     metrics = Metrics(kind, metrics_port)
-    log.info("worker %s started (home %s)", kind.value, runtime.settings.home)
+    log.info("worker %s started (home %s)", kind.value, parts.settings.home)
     try:
         total, steps = _loop(
-            kind, runtime, step, metrics, stop=stop, idle_wait_s=idle_wait_s, max_steps=max_steps
+            kind, parts, step, metrics, stop=stop, idle_wait_s=idle_wait_s, max_steps=max_steps
         )
     finally:
-        close = getattr(step, "close", None)
-        if close is not None:
-            close()
+        step.close()
     log.info("worker %s stopped after %d steps, %d items", kind.value, steps, total)
     return total
 
 
 def _loop(
     kind: WorkerKind,
-    runtime: Runtime,
-    step: Callable[[], StepResult],
+    parts: Parts,
+    step: WorkerStep,
     metrics: Metrics,
     *,
     stop: threading.Event,
@@ -173,35 +148,34 @@ def _loop(
     """Run steps until stopped; returns (items done, steps run)."""
     total = 0
     steps = 0
-    blocks_when_idle = bool(getattr(step, "blocks_when_idle", False))
     while not stop.is_set():
         started = time.monotonic()
         try:
-            result = step()
+            items, result = step()
         except Exception:
             metrics.errors.inc()
             log.exception("worker %s: step failed; retrying after %.1f s", kind.value, idle_wait_s)
             stop.wait(idle_wait_s)
             continue
         steps += 1
-        total += result.items
+        total += items
         metrics.steps.inc()
-        metrics.items.inc(result.items)
+        metrics.items.inc(items)
         metrics.last_success.set(time.time())
-        head = runtime.log.head_position()
-        lag = head - min(runtime.ledger.runner.positions().values(), default=head)
+        head = parts.log.head_position()
+        lag = head - min(parts.ledger.runner.positions().values(), default=head)
         metrics.lag.set(lag)
-        if result.items:
+        if items:
             log.info(
                 "worker %s: %d done in %.2f s (lag %d) %s",
                 kind.value,
-                result.items,
+                items,
                 time.monotonic() - started,
                 lag,
-                result.detail,
+                result.to_dict() or {"events_projected": result.events_projected},
             )
         if max_steps is not None and steps >= max_steps:
             break
-        if not result.items and not blocks_when_idle:
-            runtime.log.wait_for(head + 1, timeout=idle_wait_s)
+        if not items and not step.blocks_when_idle:
+            parts.log.wait_for(head + 1, timeout=idle_wait_s)
     return total, steps

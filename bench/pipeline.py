@@ -6,9 +6,10 @@ jars and stopped at the end; two anvil nodes serve the chains of the Kafka setup
 ``bench/results/pipeline.json`` and prints p50/p99 of each stage with the Kafka/SQLite ratio.
 
 Both setups run the same steps in one process, one batch at a time (five short records each):
-submit, then govern it (the embedded setup through ``GovernanceService.run_once``, the Kafka setup
-through the consumer-group step, so the delivery over the corpus topic is included), then anchor
-it with the anchor dispatcher. Model loading is excluded: one warm-up batch goes through first.
+submit, then govern it through the pipeline's governance stage (the embedded setup with jobs from
+the outbox, the Kafka setup from the consumer group, so the delivery over the corpus topic is
+included), then anchor it through the anchor stage. Model loading is excluded: one warm-up batch
+goes through first.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from api.runtime import Runtime
+from api.composition import Parts, initialize
 from ledger.chain.accounts import DEV_PRIVATE_KEYS, dev_accounts
 from ledger.chain.anvil import AnvilNode
 from ledger.eventlog.kafka.broker import BrokerConfig, LocalBroker, free_port
+from ledger.jobs import JobSource
+from ledger.projections.outbox import JobKind
 from ledger.settings import LedgerSettings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
@@ -64,24 +67,28 @@ def _until(condition: Callable[[], bool], *, step: Callable[[], object], timeout
         step()
 
 
-def run_batches(runtime: Runtime, *, batches: int, kafka: bool) -> list[dict[str, float]]:
+def run_batches(parts: Parts, *, batches: int, kafka: bool) -> list[dict[str, float]]:
     """Carry ``batches + 1`` batches through one at a time; the first (warm-up) is dropped."""
-    govern: Callable[[], object]
-    closers: list[Callable[[], None]] = []
+    source: JobSource = parts.pipeline.outbox
     if kafka:
-        from api.kafka_workers import KafkaGovernanceStep
+        from api.consumer_group import ConsumerGroupJobs
+        from ledger.eventlog.kafka import KafkaEventLog
 
-        kafka_step = KafkaGovernanceStep(runtime, poll_timeout_s=0.05)
-        closers.append(kafka_step.close)
-        govern = kafka_step
-    else:
-        govern = runtime.governance.run_once
+        assert isinstance(parts.log, KafkaEventLog)
+        source = ConsumerGroupJobs(event_log=parts.log, ledger=parts.ledger, poll_timeout_s=0.05)
+
+    def govern() -> object:
+        return parts.pipeline.run_once(JobKind.GOVERN, source=source)
+
+    def anchor() -> object:
+        return parts.pipeline.run_once(JobKind.ANCHOR)
+
     salt = uuid.uuid4().hex[:6]
     samples: list[dict[str, float]] = []
     try:
         for index in range(batches + 1):
             started = time.perf_counter()
-            outcome = runtime.submit_bytes(
+            outcome = parts.submission.submit_bytes(
                 batch_file(index, salt=salt), source_name=f"b{index}.json", institution_id="bupt"
             )
             assert outcome.batch is not None
@@ -89,12 +96,12 @@ def run_batches(runtime: Runtime, *, batches: int, kafka: bool) -> list[dict[str
             submitted = time.perf_counter()
 
             def status(batch_id: str = batch_id) -> str:
-                runtime.ledger.sync()
-                return runtime.ledger.batch(batch_id).status
+                parts.ledger.sync()
+                return parts.ledger.batch(batch_id).status
 
             _until(lambda: status() != "submitted", step=govern, timeout_s=120)
             governed = time.perf_counter()
-            _until(lambda: status() == "anchored", step=runtime.dispatch_anchors, timeout_s=60)
+            _until(lambda: status() == "anchored", step=anchor, timeout_s=60)
             anchored = time.perf_counter()
             if index:
                 samples.append(
@@ -105,8 +112,7 @@ def run_batches(runtime: Runtime, *, batches: int, kafka: bool) -> list[dict[str
                     }
                 )
     finally:
-        for close in closers:
-            close()
+        source.close()
     return samples
 
 
@@ -152,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="byr-bench-pipeline-") as tmp:
         workdir = Path(tmp)
         embedded = LedgerSettings(home=workdir / "embedded")
-        with Runtime(embedded) as runtime:
-            runtime.init()
-            sqlite_samples = run_batches(runtime, batches=args.batches, kafka=False)
+        initialize(embedded)
+        with Parts(embedded) as parts:
+            sqlite_samples = run_batches(parts, batches=args.batches, kafka=False)
         with ExitStack() as stack:
             bootstrap = stack.enter_context(kafka_bootstrap(args.bootstrap, workdir))
             academic = stack.enter_context(AnvilNode(chain_id=embedded.academic_chain_id))
@@ -169,15 +175,15 @@ def main(argv: list[str] | None = None) -> int:
                 academic_private_key=key,
                 incentive_private_key=key,
             )
-            with Runtime(distributed) as runtime:
-                runtime.init()
+            initialize(distributed)
+            with Parts(distributed) as parts:
                 # On rpc chains no demo institutions are registered: add the one the batches use.
-                runtime.add_institution(
+                parts.institutions.add(
                     institution_id="bupt",
                     name="BUPT",
                     account=dev_accounts().institutions[0].address,
                 )
-                kafka_samples = run_batches(runtime, batches=args.batches, kafka=True)
+                kafka_samples = run_batches(parts, batches=args.batches, kafka=True)
     results["sqlite_tester"] = summarize(sqlite_samples)
     results["kafka_anvil"] = summarize(kafka_samples)
     results["ratio_kafka_over_sqlite"] = {

@@ -36,7 +36,8 @@ from ingest.validation import (
     normalize_text,
     validate_batch,
 )
-from ledger.ids import is_valid_institution_id
+from ledger.errors import InvalidInstitutionId
+from ledger.ids import require_institution_id
 
 __all__ = [
     "Desensitizer",
@@ -45,6 +46,7 @@ __all__ = [
     "Redaction",
     "read_batch",
     "read_batch_bytes",
+    "read_batch_file",
 ]
 
 
@@ -137,14 +139,8 @@ def read_batch(
     every problem inside the file is an issue of the result instead.
     """
     _check_arguments(institution_id=institution_id, default_discipline=default_discipline)
-    try:
-        with Path(path).open("rb") as handle:
-            # One byte past the limit is enough to know the batch is too large.
-            data = handle.read(limits.max_batch_bytes + 1)
-    except OSError as e:
-        raise BatchUnreadable(f"cannot read batch {path}: {e.strerror or e}") from e
     return read_batch_bytes(
-        data,
+        read_batch_file(path, limits=limits),
         source_name=Path(path).name,
         institution_id=institution_id,
         default_discipline=default_discipline,
@@ -152,6 +148,17 @@ def read_batch(
         desensitizer=desensitizer,
         fmt=fmt,
     )
+
+
+def read_batch_file(path: Path, *, limits: IntakeLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of the batch file at ``path``, at most one byte past the batch size limit (enough
+    for intake to report the batch as too large); raises :class:`~ingest.errors.BatchUnreadable`
+    when the file cannot be read."""
+    try:
+        with Path(path).open("rb") as handle:
+            return handle.read(limits.max_batch_bytes + 1)
+    except OSError as e:
+        raise BatchUnreadable(f"cannot read batch {path}: {e.strerror or e}") from e
 
 
 def read_batch_bytes(
@@ -206,11 +213,10 @@ def read_batch_bytes(
 def _check_arguments(
     *, institution_id: str, default_discipline: Discipline | str | None
 ) -> Discipline | None:
-    if not is_valid_institution_id(institution_id):
-        raise InvalidIntakeArgument(
-            f"invalid institution id {institution_id!r}: expected a slug like 'bupt' "
-            "([a-z0-9][a-z0-9_-]{1,63})"
-        )
+    try:
+        require_institution_id(institution_id)
+    except InvalidInstitutionId as e:
+        raise InvalidIntakeArgument(str(e)) from e
     if default_discipline is None or isinstance(default_discipline, Discipline):
         return default_discipline
     try:

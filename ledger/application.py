@@ -1,14 +1,15 @@
 """The ledger's use cases: register institutions, record batches, answer queries, prove, replay.
 
 :class:`CorpusLedger` writes only events (to the :class:`~ledger.eventlog.base.EventLog`) and reads
-only projections (from the :class:`~ledger.projections.base.ProjectionStore`); after every write it
-brings the projections up to date, so a caller reads its own writes. Chain effects (anchors, mints)
-are not performed here but by the dispatchers in :mod:`ledger.dispatch`, driven by the outbox.
+only projections (from the :class:`~ledger.projections.base.ProjectionStore`), through the queries
+each projection keeps next to its tables. After every write it brings the projections up to date,
+so a caller reads its own writes; a read never catches up on its own, so a caller that must see
+what other processes appended calls :meth:`CorpusLedger.sync` first. Chain effects (anchors, mints)
+are not performed here but by the job handlers in :mod:`ledger.chain_jobs`, driven by the outbox.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,44 +19,79 @@ from typing import Any
 
 from ledger.audit import ProofBundle
 from ledger.batching import RecordInput, build_batch
-from ledger.errors import LedgerError
+from ledger.errors import InvalidRequest, LedgerError, NotFound
 from ledger.eventlog.base import ConcurrencyConflict, EventLog, StreamAppend
 from ledger.events import (
+    CorpusBatchSubmitted,
     DomainEvent,
     Envelope,
     InstitutionRegistered,
     RecordEntry,
+    decode,
     utcnow,
 )
 from ledger.ids import (
     BatchId,
     batch_stream,
     institution_stream,
-    is_valid_institution_id,
     new_batch_id,
+    require_institution_id,
 )
 from ledger.merkle import StandardMerkleTree
-from ledger.projections.balances import BalancesProjection
+from ledger.projections.balances import BalancesProjection, list_balances, total_rewarded_wei
 from ledger.projections.base import (
     Projection,
     ProjectionRunner,
     ProjectionStore,
 )
-from ledger.projections.batches import BatchesProjection
-from ledger.projections.institutions import InstitutionsProjection
-from ledger.projections.outbox import ATTEMPTS_TABLE, JobKind, JobStatus, OutboxProjection
-from ledger.projections.training import TrainingRunsProjection
+from ledger.projections.batches import (
+    BatchesProjection,
+    count_batches_by_status,
+    count_records_by_status,
+    get_batch,
+    get_record,
+    list_accepted_feed,
+    list_batches,
+    list_corpus_index_since,
+    list_records,
+)
+from ledger.projections.institutions import (
+    InstitutionsProjection,
+    count_institutions,
+    get_institution,
+    list_institutions,
+)
+from ledger.projections.outbox import (
+    JobKind,
+    JobStatus,
+    OutboxProjection,
+    count_jobs_by_kind,
+    list_jobs,
+    record_attempt,
+)
+from ledger.projections.training import (
+    TrainingRequestsProjection,
+    TrainingRunsProjection,
+    count_training_runs_by_status,
+    get_training_request,
+    get_training_run,
+    list_training_runs,
+)
 from ledger.replay import replay_projections
 from ledger.views import (
+    BalanceView,
     BatchView,
     InstitutionView,
     LedgerStatus,
     RecordView,
     ReplayReport,
     SubmittedBatch,
+    TrainingRequestView,
+    TrainingRunView,
 )
 
 __all__ = [
+    "BalanceView",
     "BatchView",
     "CorpusLedger",
     "InstitutionView",
@@ -65,16 +101,10 @@ __all__ = [
     "RecordView",
     "ReplayReport",
     "SubmittedBatch",
+    "TrainingRequestView",
+    "TrainingRunView",
     "default_projections",
 ]
-
-
-class NotFound(LedgerError):
-    """The thing asked for (batch, record, institution) is not in the ledger."""
-
-
-class InvalidRequest(LedgerError):
-    """A request names something malformed or impossible (e.g. a bad institution id)."""
 
 
 def default_projections() -> list[Projection]:
@@ -85,6 +115,7 @@ def default_projections() -> list[Projection]:
         OutboxProjection(),
         BalancesProjection(),
         TrainingRunsProjection(),
+        TrainingRequestsProjection(),
     ]
 
 
@@ -157,10 +188,7 @@ class CorpusLedger:
         academic_tx_hash: str | None = None,
     ) -> InstitutionView:
         """Record an institution (already registered on the academic chain by the caller)."""
-        if not is_valid_institution_id(institution_id):
-            raise InvalidRequest(
-                f"institution id {institution_id!r} must match [a-z0-9][a-z0-9_-]{{1,63}}"
-            )
+        require_institution_id(institution_id)
         self.append(
             institution_stream(institution_id),
             [
@@ -188,7 +216,8 @@ class CorpusLedger:
         """Salt and hash ``records`` into a Merkle batch and record ``CorpusBatchSubmitted``.
 
         The institution must be registered and active. Governance, anchoring and rewards follow
-        from the outbox. Raises :class:`NotFound`, :class:`InvalidRequest` or ``EmptyBatch``.
+        from the outbox. Raises :class:`NotFound`, :class:`InvalidRequest` or
+        :class:`~ledger.batching.NoValidRecords`.
         """
         institution = self.institution(institution_id)
         if not institution.active:
@@ -216,6 +245,7 @@ class CorpusLedger:
         )
 
     # ------------------------------------------------------------------ reading
+    # Reads query the projections as they stand: none of them catches up (see ``sync``).
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -224,104 +254,42 @@ class CorpusLedger:
 
     def institution(self, institution_id: str) -> InstitutionView:
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT institution_id, name, account, active, registered_at, academic_tx_hash"
-                " FROM institutions WHERE institution_id = ?",
-                (institution_id,),
-            ).fetchone()
-        if row is None:
+            view = get_institution(conn, institution_id)
+        if view is None:
             raise NotFound(
                 f"institution {institution_id!r} is not registered "
                 "(see `byr institution list` / `byr institution add`)"
             )
-        return InstitutionView(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+        return view
 
     def institutions(self) -> list[InstitutionView]:
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT institution_id, name, account, active, registered_at, academic_tx_hash"
-                " FROM institutions ORDER BY institution_id"
-            ).fetchall()
-        return [InstitutionView(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
-
-    _BATCH_COLUMNS = (
-        "batch_id, institution_id, source_name, merkle_root, metadata_hash, manifest,"
-        " record_count, status, submitted_at, rejected_at_intake, policy_version, accepted_count,"
-        " contribution_score, reward_wei, chain_id, contract_address, tx_hash, block_number,"
-        " anchor_error, reward_tx_hash"
-    )
-
-    @staticmethod
-    def _batch_view(row: Sequence[Any]) -> BatchView:
-        values = list(row)
-        values[5] = json.loads(values[5])
-        values[9] = json.loads(values[9])
-        return BatchView(*values)
+            return list_institutions(conn)
 
     def batch(self, batch_id: str) -> BatchView:
         with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {self._BATCH_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)
-            ).fetchone()
-        if row is None:
+            view = get_batch(conn, batch_id)
+        if view is None:
             raise NotFound(f"batch {batch_id!r} is not in the ledger")
-        return self._batch_view(row)
+        return view
 
     def batches(self, *, institution_id: str | None = None) -> list[BatchView]:
-        query = f"SELECT {self._BATCH_COLUMNS} FROM batches"
-        params: tuple[Any, ...] = ()
-        if institution_id is not None:
-            query += " WHERE institution_id = ?"
-            params = (institution_id,)
         with self._read() as conn:
-            rows = conn.execute(query + " ORDER BY submitted_at, batch_id", params).fetchall()
-        return [self._batch_view(r) for r in rows]
-
-    _RECORD_COLUMNS = (
-        "record_id, batch_id, idx, source_line, record, salt, record_hash, leaf, redactions,"
-        " status, reasons, decision"
-    )
-
-    @staticmethod
-    def _record_view(row: Sequence[Any]) -> RecordView:
-        return RecordView(
-            record_id=row[0],
-            batch_id=row[1],
-            index=row[2],
-            source_line=row[3],
-            record=json.loads(row[4]) if row[4] is not None else None,
-            salt=row[5],
-            record_hash=row[6],
-            leaf=row[7],
-            redactions=json.loads(row[8]),
-            status=row[9],
-            reasons=json.loads(row[10]) if row[10] else [],
-            decision=json.loads(row[11]) if row[11] else None,
-        )
+            return list_batches(conn, institution_id=institution_id)
 
     def record(self, record_id: str) -> RecordView:
         with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {self._RECORD_COLUMNS} FROM records WHERE record_id = ?", (record_id,)
-            ).fetchone()
-        if row is None:
+            view = get_record(conn, record_id)
+        if view is None:
             raise NotFound(f"record {record_id!r} is not in the ledger")
-        return self._record_view(row)
+        return view
 
     def records(self, batch_id: str, *, status: str | None = None) -> list[RecordView]:
-        query = f"SELECT {self._RECORD_COLUMNS} FROM records WHERE batch_id = ?"
-        params: tuple[Any, ...] = (batch_id,)
-        if status is not None:
-            query += " AND status = ?"
-            params += (status,)
         with self._read() as conn:
-            rows = conn.execute(query + " ORDER BY idx", params).fetchall()
-        return [self._record_view(r) for r in rows]
+            return list_records(conn, batch_id, status=status)
 
     def batch_entries(self, batch_id: str) -> list[RecordEntry]:
         """The stored record entries of a batch, as submitted (from the log, not the projection)."""
-        from ledger.events import CorpusBatchSubmitted, decode
-
         for envelope in self.log.read_stream(batch_stream(batch_id)):
             event = decode(envelope)
             if isinstance(event, CorpusBatchSubmitted):
@@ -370,59 +338,35 @@ class CorpusLedger:
         limit: int | None = None,
     ) -> list[tuple[RecordView, BatchView]]:
         """The accepted-corpus feed: accepted, not erased records of anchored batches, in the order
-        their batches were governed, each with its batch."""
-        self.sync()
-        query = (
-            f"SELECT {', '.join('r.' + c.strip() for c in self._RECORD_COLUMNS.split(','))}"
-            " , r.batch_id FROM records r JOIN batches b ON b.batch_id = r.batch_id"
-            " WHERE r.status = 'accepted' AND b.status IN ('anchored', 'rewarded')"
-        )
-        params: list[Any] = []
-        for column, values in (
-            ("json_extract(r.record, '$.discipline')", disciplines),
-            ("json_extract(r.record, '$.language')", languages),
-            ("b.institution_id", institutions),
-        ):
-            if values:
-                query += f" AND {column} IN ({', '.join('?' for _ in values)})"
-                params += list(values)
-        query += " ORDER BY b.submitted_at, b.batch_id, r.idx"
-        if limit is not None:
-            query += " LIMIT ?"
-            params.append(limit)
+        their batches were submitted, each with its batch."""
         with self._read() as conn:
-            rows = conn.execute(query, params).fetchall()
-        batches: dict[str, BatchView] = {}
-        out = []
-        for row in rows:
-            record = self._record_view(row[:-1])
-            if record.batch_id not in batches:
-                batches[record.batch_id] = self.batch(record.batch_id)
-            out.append((record, batches[record.batch_id]))
-        return out
+            return list_accepted_feed(
+                conn,
+                disciplines=disciplines,
+                languages=languages,
+                institutions=institutions,
+                limit=limit,
+            )
 
-    def training_run(self, run_id: str) -> dict[str, Any]:
+    def training_run(self, run_id: str) -> TrainingRunView:
         """A training run as projected (status, hashes, adapter folder, anchor)."""
         with self._read() as conn:
-            conn.row_factory = sqlite3.Row
-            try:
-                row = conn.execute(
-                    "SELECT * FROM training_runs WHERE run_id = ?", (run_id,)
-                ).fetchone()
-            finally:
-                conn.row_factory = None
-        if row is None:
+            view = get_training_run(conn, run_id)
+        if view is None:
             raise NotFound(f"training run {run_id!r} is not in the ledger")
-        return dict(row)
+        return view
 
-    def training_runs(self) -> list[dict[str, Any]]:
+    def training_runs(self) -> list[TrainingRunView]:
         with self._read() as conn:
-            conn.row_factory = sqlite3.Row
-            try:
-                rows = conn.execute("SELECT * FROM training_runs ORDER BY created_at").fetchall()
-            finally:
-                conn.row_factory = None
-        return [dict(r) for r in rows]
+            return list_training_runs(conn)
+
+    def training_request(self, request_id: str) -> TrainingRequestView:
+        """A training request as recorded (``TrainingRunRequested``), done or not."""
+        with self._read() as conn:
+            view = get_training_request(conn, request_id)
+        if view is None:
+            raise NotFound(f"training request {request_id!r} is not in the ledger")
+        return view
 
     def corpus_index_since(
         self, version: int, *, limit: int = 1000
@@ -431,94 +375,37 @@ class CorpusLedger:
         ``(version, [(record_id, canonical record), ...])``. Erased records are left out (their
         text is gone); ``limit`` bounds the entries returned."""
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT version, record_ids FROM corpus_index WHERE version > ?"
-                " ORDER BY version LIMIT ?",
-                (version, limit),
-            ).fetchall()
-            out: list[tuple[int, list[tuple[str, dict[str, Any]]]]] = []
-            for entry_version, record_ids in rows:
-                ids = json.loads(record_ids)
-                marks = ",".join("?" * len(ids))
-                stored = dict(
-                    conn.execute(
-                        f"SELECT record_id, record FROM records WHERE record_id IN ({marks})"
-                        " AND record IS NOT NULL",
-                        ids,
-                    ).fetchall()
-                    if ids
-                    else []
-                )
-                out.append(
-                    (entry_version, [(i, json.loads(stored[i])) for i in ids if i in stored])
-                )
-        return out
+            return list_corpus_index_since(conn, version, limit=limit)
 
     def pending_jobs(self, kind: JobKind) -> list[str]:
-        """Batch ids with an open job of ``kind``, oldest first."""
-        self.sync()
+        """Keys (batch, request or run ids) of the open jobs of ``kind``, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT batch_id FROM outbox WHERE kind = ? AND status = ?"
-                " ORDER BY opened_at_position",
-                (kind.value, JobStatus.PENDING.value),
-            ).fetchall()
-        return [r[0] for r in rows]
+            return list_jobs(conn, kind, status=JobStatus.PENDING)
 
     def note_attempt(self, kind: JobKind, batch_id: str, *, error: str | None) -> int:
         """Count a delivery attempt of an outbox job (operational data, not replayed)."""
         with self.store.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO {ATTEMPTS_TABLE} (job_id, attempts, last_error, last_attempt_at)"
-                " VALUES (?, 1, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
-                " attempts = attempts + 1, last_error = excluded.last_error,"
-                " last_attempt_at = excluded.last_attempt_at",
-                (f"{kind.value}:{batch_id}", error, self.clock().isoformat()),
+            return record_attempt(
+                conn, kind, batch_id, error=error, attempted_at=self.clock().isoformat()
             )
-            row = conn.execute(
-                f"SELECT attempts FROM {ATTEMPTS_TABLE} WHERE job_id = ?",
-                (f"{kind.value}:{batch_id}",),
-            ).fetchone()
-        return int(row[0])
 
-    def balances(self) -> list[dict[str, Any]]:
+    def balances(self) -> list[BalanceView]:
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT account, institution_id, amount_wei, rewards FROM balances"
-                " ORDER BY institution_id, account"
-            ).fetchall()
-        return [
-            {"account": r[0], "institution_id": r[1], "amount_wei": r[2], "rewards": r[3]}
-            for r in rows
-        ]
+            return list_balances(conn)
 
     def status(self) -> LedgerStatus:
-        self.sync()
         with self._read() as conn:
-
-            def grouped(query: str) -> dict[str, int]:
-                return {str(k): int(v) for k, v in conn.execute(query).fetchall()}
-
-            institutions = conn.execute("SELECT COUNT(*) FROM institutions").fetchone()[0]
-            total = sum(int(r[0]) for r in conn.execute("SELECT amount_wei FROM balances"))
-            status = LedgerStatus(
+            return LedgerStatus(
                 head_position=self.log.head_position(),
-                institutions=int(institutions),
-                batches_by_status=grouped("SELECT status, COUNT(*) FROM batches GROUP BY status"),
-                records_by_status=grouped("SELECT status, COUNT(*) FROM records GROUP BY status"),
-                pending_jobs=grouped(
-                    "SELECT kind, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY kind"
-                ),
-                failed_jobs=grouped(
-                    "SELECT kind, COUNT(*) FROM outbox WHERE status = 'failed' GROUP BY kind"
-                ),
-                rewarded_wei_total=str(total),
-                training_runs_by_status=grouped(
-                    "SELECT status, COUNT(*) FROM training_runs GROUP BY status"
-                ),
+                institutions=count_institutions(conn),
+                batches_by_status=count_batches_by_status(conn),
+                records_by_status=count_records_by_status(conn),
+                pending_jobs=count_jobs_by_kind(conn, JobStatus.PENDING),
+                failed_jobs=count_jobs_by_kind(conn, JobStatus.FAILED),
+                rewarded_wei_total=str(total_rewarded_wei(conn)),
+                training_runs_by_status=count_training_runs_by_status(conn),
                 projection_positions=self.runner.positions(),
             )
-        return status
 
     # ------------------------------------------------------------------ replay
 

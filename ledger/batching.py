@@ -18,8 +18,12 @@ from ledger.ids import BatchId, record_id_for_leaf
 from ledger.merkle import StandardMerkleTree, to_hex
 
 
-class EmptyBatch(LedgerError):
-    """A batch has no valid record, so there is nothing to hash or anchor."""
+class NoValidRecords(LedgerError):
+    """A batch was built with no valid record, so there is nothing to hash or anchor.
+
+    Raised before anything reaches a chain; the contract's own revert for an empty batch is
+    :class:`ledger.chain.errors.EmptyBatch`.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +58,10 @@ def build_batch(
     describe the batch in a :class:`CorpusBatchSubmitted` event.
 
     Record ``index`` is the input order; record ids derive from the (salted, hence unique) leaves.
-    Raises :class:`EmptyBatch` when ``records`` is empty.
+    Raises :class:`NoValidRecords` when ``records`` is empty.
     """
     if not records:
-        raise EmptyBatch(f"batch {source_name!r} has no valid record")
+        raise NoValidRecords(f"batch {source_name!r} has no valid record")
     canon = [canonical_record(r.canonical) for r in records]
     hashes = [record_hash(c) for c in canon]
     salts = [salt() for _ in records]

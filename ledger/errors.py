@@ -3,3 +3,15 @@
 
 class LedgerError(Exception):
     """Base class of every error raised by the ledger package."""
+
+
+class NotFound(LedgerError):
+    """The thing asked for (batch, record, institution) is not in the ledger."""
+
+
+class InvalidRequest(LedgerError):
+    """A request names something malformed or impossible (e.g. a bad institution id)."""
+
+
+class InvalidInstitutionId(InvalidRequest, ValueError):
+    """An institution id that is not a well-formed slug."""

@@ -8,6 +8,8 @@ from typing import NewType
 
 from eth_hash.auto import keccak
 
+from ledger.errors import InvalidInstitutionId
+
 BatchId = NewType("BatchId", str)
 RecordId = NewType("RecordId", str)
 InstitutionId = NewType("InstitutionId", str)
@@ -38,9 +40,22 @@ def id_key(identifier: str) -> bytes:
     return keccak(identifier.encode("utf-8"))
 
 
+INSTITUTION_ID_RULE = "a slug like 'bupt' ([a-z0-9][a-z0-9_-]{1,63})"
+
+
 def is_valid_institution_id(value: str) -> bool:
     """Whether ``value`` is a well-formed institution slug."""
     return bool(INSTITUTION_ID_RE.match(value))
+
+
+def require_institution_id(value: str) -> InstitutionId:
+    """``value`` as an institution id; raises :class:`~ledger.errors.InvalidInstitutionId`
+    naming the rule when it is not a well-formed slug."""
+    if not is_valid_institution_id(value):
+        raise InvalidInstitutionId(
+            f"invalid institution id {value!r}: expected {INSTITUTION_ID_RULE}"
+        )
+    return InstitutionId(value)
 
 
 def batch_stream(batch_id: str) -> StreamId:

@@ -1,11 +1,13 @@
 """What the ledger's queries return: frozen views of the projections, ready for JSON.
 
-Each view is built by :class:`~ledger.application.CorpusLedger` from projection rows; ``to_dict``
-gives the shape the API and the CLI print.
+Each view is built from its rows by the queries of the projection that owns the table
+(:mod:`ledger.projections`); :class:`~ledger.application.CorpusLedger` hands them out. ``to_dict``
+gives the shape the API and the CLI print, so a JSON document never depends on how a view is stored.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +77,82 @@ class RecordView:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRunView:
+    """A training run as projected: its lifecycle status, hashes, adapter folder and anchor."""
+
+    run_id: str
+    recipe: str
+    method: str
+    base_model: str
+    config: dict[str, Any]
+    status: str
+    created_at: str
+    dataset_root: str | None
+    train_records: int | None
+    last_step: int | None
+    last_loss: float | None
+    last_checkpoint: str | None
+    adapter_dir: str | None
+    adapter_hash: str | None
+    recipe_hash: str | None
+    base_model_hash: str | None
+    final_loss: float | None
+    error: str | None
+    anchor_tx_hash: str | None
+    anchor_chain_id: int | None
+    anchor_contract: str | None
+
+    @property
+    def request_id(self) -> str | None:
+        """The training request this run serves, when a worker ran it for one."""
+        value = self.config.get("request_id")
+        return str(value) if value is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every column as stored; ``config`` stays the JSON text it is stored as (sorted keys)."""
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["config"] = json.dumps(self.config, sort_keys=True)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRequestView:
+    """A requested training run (``TrainingRunRequested``), as a trainer worker reads it."""
+
+    request_id: str
+    recipe: str
+    base_model: str
+    overrides: dict[str, Any]
+    max_steps: int | None
+    disciplines: list[str]
+    languages: list[str]
+    institutions: list[str]
+    record_limit: int | None
+    requested_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """BYR earned by one institution account; ``amount_wei`` is an exact decimal string."""
+
+    account: str
+    institution_id: str
+    amount_wei: str
+    rewards: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "institution_id": self.institution_id,
+            "amount_wei": self.amount_wei,
+            "rewards": self.rewards,
+        }
 
 
 @dataclass(frozen=True, slots=True)

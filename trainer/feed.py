@@ -45,7 +45,12 @@ def snapshot_from_feed(
     institutions: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> DatasetSnapshot:
-    """A snapshot of the feed as it stands now (optionally filtered)."""
+    """A snapshot of the feed as it stands at the log's head now (optionally filtered).
+
+    Catches the ledger's projections up first: the manifest's ``feed_position`` names the head, so
+    the records must be read at that head, not at wherever this process last synced.
+    """
+    ledger.sync()
     feed = ledger.accepted_feed(
         disciplines=disciplines, languages=languages, institutions=institutions, limit=limit
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,10 +15,9 @@ from api.cli.common import (
     emit,
     err,
     exit_on_error,
-    open_runtime,
+    open_parts,
     out,
 )
-from ledger.errors import LedgerError
 
 # ---------------------------------------------------------------------------------------------
 # proofs
@@ -34,9 +33,9 @@ def proof(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a record's proof bundle (always JSON: the bundle is the machine format)."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        rt.require_initialized()
-        bundle = rt.ledger.proof(record_id)
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        bundle = parts.ledger.proof(record_id)
     text = bundle.to_json() + "\n"
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -60,11 +59,16 @@ def verify(
 ) -> None:
     """Verify a proof bundle: offline (hash, leaf, proof) and online (anchored by that contract
     in that transaction). Exit 0 when valid, 1 with the reason when not."""
-    from ledger.audit import load_bundle, verify_offline
+    from api.services.audit import verify_bundle
+    from ledger.audit import load_bundle
 
     with exit_on_error(as_json):
         bundle = load_bundle(bundle_path)
-        report = verify_offline(bundle) if offline else _verify_online(bundle, rpc_url=rpc_url)
+        if offline or rpc_url is not None:
+            report = verify_bundle(bundle, offline=offline, rpc_url=rpc_url)
+        else:
+            with open_parts() as parts:
+                report = verify_bundle(bundle, configured=parts.academic_at)
     emit(
         report.to_dict(),
         as_json=as_json,
@@ -72,33 +76,6 @@ def verify(
     )
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _verify_online(bundle: Any, *, rpc_url: str | None) -> Any:
-    """Online verification against ``rpc_url`` (only public reads) or the configured chain."""
-    if rpc_url is None:
-        with open_runtime() as rt:
-            return rt.verify(bundle)
-    from eth_account import Account
-
-    from ledger.audit import verify_online
-    from ledger.chain.backends import connect_rpc
-    from ledger.chain.clients import AcademicLedgerClient
-
-    if bundle.contract_address is None:
-        raise BundleHasNoAnchor(
-            "the bundle names no contract (exported before anchoring); use --offline"
-        )
-    # Reads only: a throwaway key satisfies the signing connection without holding funds.
-    chain = connect_rpc(url=rpc_url, private_key=Account.create().key.hex())
-    try:
-        return verify_online(bundle, academic=AcademicLedgerClient(chain, bundle.contract_address))
-    finally:
-        chain.close()
-
-
-class BundleHasNoAnchor(LedgerError):
-    """Online verification was asked for a bundle without chain coordinates."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,37 +91,32 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild every projection from the event log and compare with the live state."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        rt.require_initialized()
-        integrity = rt.log.verify_integrity()
-        report = rt.ledger.replay(replace=repair)
-    data = report.to_dict() | {
-        "integrity": {
-            "ok": integrity.ok,
-            "events_checked": integrity.events_checked,
-            "problems": [str(p) for p in integrity.problems],
-        }
-    }
+    from api.services.audit import replay_document
+
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        data = replay_document(log=parts.log, ledger=parts.ledger, repair=repair)
+    integrity = data["integrity"]
 
     def human() -> None:
-        mark = "[green]ok[/green]" if integrity.ok else "[red]FAILED[/red]"
-        out.print(f"log integrity {mark}: {integrity.events_checked} events checked")
-        for p in integrity.problems[:20]:
+        mark = "[green]ok[/green]" if integrity["ok"] else "[red]FAILED[/red]"
+        out.print(f"log integrity {mark}: {integrity['events_checked']} events checked")
+        for p in integrity["problems"][:20]:
             out.print(f"  [red]{p}[/red]", highlight=False)
-        out.print(f"replayed {report.events_replayed} events into {len(report.tables)} tables")
-        if report.equal:
+        out.print(f"replayed {data['events_replayed']} events into {len(data['tables'])} tables")
+        if data["equal"]:
             out.print("[green]replayed projections equal the live ones[/green]")
         else:
-            for table, diff in report.differences.items():
+            for table, diff in data["differences"].items():
                 out.print(
                     f"[red]{table}[/red]: {len(diff['live_only'])} live-only rows, "
                     f"{len(diff['replayed_only'])} replayed-only rows"
                 )
-            if report.replaced:
+            if data["replaced"]:
                 out.print("live projections replaced by the replayed ones")
 
     emit(data, as_json=as_json, human=human)
-    if not integrity.ok or (not report.equal and not report.replaced):
+    if not data["ok"]:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -159,9 +131,9 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Per-record decisions, scores, flags with spans, redaction counts and the reward."""
-    from api.reports import batch_report, render_batch_report
+    from api.services.governance_report import batch_report, render_batch_report
 
-    with exit_on_error(as_json), open_runtime() as rt:
-        rt.require_initialized()
-        data = batch_report(rt.ledger, batch_id)
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        data = batch_report(parts.ledger, batch_id)
     emit(data, as_json=as_json, human=lambda: render_batch_report(data, out))

@@ -10,23 +10,21 @@ were rejected at intake.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from ledger.errors import LedgerError
+from api.environment import apply_process_defaults
 
-os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+if TYPE_CHECKING:
+    from api.composition import Parts
+    from ledger.settings import LedgerSettings
+
+apply_process_defaults()
 
 app = typer.Typer(
     name="byr",
@@ -48,7 +46,7 @@ EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
 
 
-def load_settings() -> Any:
+def load_settings() -> LedgerSettings:
     """The validated settings, or a one-line error naming each bad field and exit code 2."""
     from pydantic import ValidationError
 
@@ -65,15 +63,15 @@ def load_settings() -> Any:
 
 
 @contextmanager
-def open_runtime() -> Iterator[Any]:
-    """A :class:`~api.runtime.Runtime` on the settings, closed when the block ends."""
-    from api.runtime import Runtime
+def open_parts() -> Iterator[Parts]:
+    """The :class:`~api.composition.Parts` of the configured home, closed when the block ends."""
+    from api.composition import Parts
 
-    with Runtime(load_settings()) as runtime:
-        yield runtime
+    with Parts(load_settings()) as parts:
+        yield parts
 
 
-def emit(data: Any, *, as_json: bool, human: Callable[[], None]) -> None:
+def emit(data: object, *, as_json: bool, human: Callable[[], None]) -> None:
     """Print ``data`` as JSON, or call ``human`` to print it for people."""
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -85,10 +83,12 @@ def emit(data: Any, *, as_json: bool, human: Callable[[], None]) -> None:
 def exit_on_error(as_json: bool) -> Iterator[None]:
     """Turn our typed errors into one clear line (or JSON) and a non-zero exit."""
     from ingest.errors import IngestError
+    from ledger.errors import LedgerError
+    from trainer.errors import TrainerError
 
     try:
         yield
-    except (LedgerError, IngestError) as exc:
+    except (LedgerError, IngestError, TrainerError) as exc:
         code = EXIT_BAD_INPUT if is_input_error(exc) else EXIT_FAILED
         if as_json:
             sys.stdout.write(
@@ -103,7 +103,10 @@ def exit_on_error(as_json: bool) -> Iterator[None]:
 def is_input_error(exc: Exception) -> bool:
     """Whether ``exc`` is the caller's fault (exit 2) rather than a failed request (exit 1)."""
     from ingest.errors import IngestError
-    from ledger.application import InvalidRequest, NotFound
     from ledger.audit import BundleFormatError
+    from ledger.errors import InvalidRequest, NotFound
+    from trainer.errors import TrainerError
 
+    if isinstance(exc, TrainerError):
+        return isinstance(exc, ValueError)
     return isinstance(exc, InvalidRequest | NotFound | BundleFormatError | IngestError)

@@ -17,7 +17,8 @@ from api.cli.common import (
     err,
     exit_on_error,
     institution_app,
-    open_runtime,
+    load_settings,
+    open_parts,
     out,
 )
 
@@ -39,11 +40,15 @@ def init(
 ) -> None:
     """Create BYR_HOME: the event log, the state database, both contracts on their chains, and
     the demo institutions."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        if if_needed and rt.initialized:
-            result = rt.describe()
-        else:
-            result = rt.init(force=force, demo_institutions=not no_demo_institutions)
+    from api.composition import initialize
+
+    with exit_on_error(as_json):
+        result = initialize(
+            load_settings(),
+            force=force,
+            demo_institutions=not no_demo_institutions,
+            if_needed=if_needed,
+        )
 
     def human() -> None:
         out.print(f"ledger created in [bold]{result['home']}[/bold]")
@@ -69,8 +74,8 @@ def institution_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Register an institution on the academic chain and in the ledger."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        view = rt.add_institution(institution_id=institution_id, name=name, account=account)
+    with exit_on_error(as_json), open_parts() as parts:
+        view = parts.institutions.add(institution_id=institution_id, name=name, account=account)
     emit(
         view.to_dict(),
         as_json=as_json,
@@ -84,9 +89,9 @@ def institution_add(
 @institution_app.command("list")
 def institution_list(as_json: JsonOpt = False) -> None:
     """List registered institutions."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        rt.require_initialized()
-        views = rt.ledger.institutions()
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        views = parts.ledger.institutions()
 
     def human() -> None:
         table = Table("id", "name", "account", "active")
@@ -116,8 +121,8 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, desensitize and record a batch; report every rejected line precisely."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        outcome = rt.submit(
+    with exit_on_error(as_json), open_parts() as parts:
+        outcome = parts.submission.submit(
             file, institution_id=institution, discipline=discipline, strict=strict, wait=wait
         )
     intake = outcome.intake
@@ -159,41 +164,28 @@ def submit(
 @app.command()
 def dispatch(as_json: JsonOpt = False) -> None:
     """Run pending governance, anchor and reward jobs until none makes progress."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        rt.require_initialized()
-        rounds = rt.drain()
+    with exit_on_error(as_json), open_parts() as parts:
+        rounds = parts.pipeline.drain()
     emit(rounds, as_json=as_json, human=lambda: out.print_json(data=rounds))
 
 
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Batches, records, outbox jobs and rewards at a glance."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        rt.require_initialized()
-        st = rt.ledger.status()
-        batches = rt.ledger.batches()
-    data = st.to_dict() | {
-        "batches": [
-            {
-                "batch_id": b.batch_id,
-                "institution_id": b.institution_id,
-                "source": b.source_name,
-                "records": b.record_count,
-                "accepted": b.accepted_count,
-                "status": b.status,
-                "tx_hash": b.tx_hash,
-            }
-            for b in batches
-        ]
-    }
+    from api.services.status import status_document
+
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        parts.ledger.sync()
+        data = status_document(parts.ledger)
 
     def human() -> None:
-        out.print(f"log head position {st.head_position}; institutions {st.institutions}")
-        out.print(f"records   {st.records_by_status or '{}'}")
-        out.print(f"pending   {st.pending_jobs or 'nothing'}")
-        if st.failed_jobs:
-            out.print(f"[red]failed[/red]    {st.failed_jobs}")
-        out.print(f"BYR minted {int(st.rewarded_wei_total) / 1e18:.4f}")
+        out.print(f"log head position {data['head_position']}; institutions {data['institutions']}")
+        out.print(f"records   {data['records_by_status'] or '{}'}")
+        out.print(f"pending   {data['pending_jobs'] or 'nothing'}")
+        if data["failed_jobs"]:
+            out.print(f"[red]failed[/red]    {data['failed_jobs']}")
+        out.print(f"BYR minted {int(data['rewarded_wei_total']) / 1e18:.4f}")
         table = Table(
             "batch", "institution", "source", "records", "accepted", "status", "anchor tx"
         )

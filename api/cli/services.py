@@ -16,7 +16,7 @@ from api.cli.common import (
     err,
     exit_on_error,
     load_settings,
-    open_runtime,
+    open_parts,
     out,
 )
 
@@ -46,9 +46,13 @@ def worker(
         )
         raise typer.Exit(EXIT_BAD_INPUT) from None
     logging.getLogger().setLevel(os.environ.get("BYR_LOG_LEVEL", "INFO"))
-    with exit_on_error(False), open_runtime() as rt:
+    with exit_on_error(False), open_parts() as parts:
         run_worker(
-            worker_kind, rt, idle_wait_s=idle_wait, metrics_port=metrics_port, max_steps=max_steps
+            worker_kind,
+            parts,
+            idle_wait_s=idle_wait,
+            metrics_port=metrics_port,
+            max_steps=max_steps,
         )
 
 

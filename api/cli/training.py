@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from api.cli.common import (
-    EXIT_BAD_INPUT,
     EXIT_FAILED,
     JsonOpt,
     app,
     emit,
-    err,
     exit_on_error,
-    open_runtime,
+    open_parts,
     out,
 )
 
@@ -73,7 +69,7 @@ def train(
 ) -> None:
     """Fine-tune a base model on the accepted corpus; the adapter is anchored on the academic
     chain with its dataset root, recipe and base-model hashes."""
-    from api.training import TrainingRequest
+    from api.services.training import TrainingRequest
 
     request = TrainingRequest(
         recipe=recipe,
@@ -85,23 +81,14 @@ def train(
         institutions=institution or [],
         record_limit=limit,
     )
-    from trainer.errors import TrainerError
-
-    try:
-        with exit_on_error(as_json), open_runtime() as rt:
-            if queue:
-                request_id = rt.training.request_training(request)
-                result: dict[str, Any] = {"request_id": request_id, "queued": True}
-            else:
-                result = rt.training.train(
-                    request, output_dir=output, resume=resume, progress=not as_json
-                )
-    except TrainerError as exc:
-        if as_json:
-            sys.stdout.write(json.dumps({"error": type(exc).__name__, "message": str(exc)}) + "\n")
+    with exit_on_error(as_json), open_parts() as parts:
+        if queue:
+            request_id = parts.training.request_training(request)
+            result: dict[str, Any] = {"request_id": request_id, "queued": True}
         else:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, ValueError) else EXIT_FAILED) from exc
+            result = parts.training.train(
+                request, output_dir=output, resume=resume, progress=not as_json
+            )
 
     def human() -> None:
         if result.get("queued"):
@@ -123,8 +110,8 @@ def lineage(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify adapter hash -> run anchor -> dataset root -> records -> batches -> institutions."""
-    with exit_on_error(as_json), open_runtime() as rt:
-        report = rt.training.lineage(adapter_dir)
+    with exit_on_error(as_json), open_parts() as parts:
+        report = parts.training.lineage(adapter_dir)
     emit(
         report.to_dict(),
         as_json=as_json,

@@ -13,4 +13,4 @@ router = APIRouter(prefix="/balances", tags=["rewards"])
 @router.get("")
 def list_balances(ledger: LedgerDep) -> list[BalancePublic]:
     """Every rewarded account with its total (wei, decimal string) and number of rewards."""
-    return [BalancePublic(**row) for row in ledger.balances()]
+    return [BalancePublic(**row.to_dict()) for row in ledger.balances()]

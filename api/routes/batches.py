@@ -1,8 +1,9 @@
 """Corpus batches: submission (JSON records or a file), listing, records, governance report.
 
 A submission goes through exactly the intake and recording path of ``byr submit``
-(:meth:`api.runtime.Runtime.submit`): the received bytes are handed to it as a file named like the
-upload, so the CLI and the API record identical batches from identical bytes.
+(:meth:`api.services.submission.SubmissionService.submit_bytes`): the received bytes are handed
+to it as a file named like the upload, so the CLI and the API record identical batches from
+identical bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from api.deps import LedgerDep, RuntimeDep, WriteAccess
+from api.deps import LedgerDep, PartsDep, WriteAccess
 from api.errors import (
     BatchNotRecorded,
     UnsupportedUpload,
@@ -26,8 +27,6 @@ from api.errors import (
     UploadTooLarge,
     error_responses,
 )
-from api.reports import batch_report
-from api.runtime import Runtime, SubmissionOutcome
 from api.schemas import (
     BatchCreate,
     BatchPublic,
@@ -36,6 +35,8 @@ from api.schemas import (
     SubmissionOptions,
     SubmissionPublic,
 )
+from api.services.governance_report import batch_report
+from api.services.submission import SubmissionOutcome, SubmissionService
 from ingest.formats import source_label
 from ingest.validation import DEFAULT_LIMITS
 
@@ -170,10 +171,10 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
 SubmissionDep = Annotated[Submission, Depends(read_submission)]
 
 
-def submit_bytes(runtime: Runtime, submission: Submission) -> SubmissionOutcome:
+def submit_bytes(service: SubmissionService, submission: Submission) -> SubmissionOutcome:
     """Submit received bytes through the same intake path as ``byr submit``."""
     options = submission.options
-    return runtime.submit_bytes(
+    return service.submit_bytes(
         submission.data,
         source_name=submission.source_name,
         institution_id=options.institution_id,
@@ -221,7 +222,7 @@ _UPLOAD_BODY_DOC: dict[str, Any] = {
     openapi_extra=_UPLOAD_BODY_DOC,
     responses=error_responses(401, 404, 413, 415, 422, 503),
 )
-def submit_batch(submission: SubmissionDep, runtime: RuntimeDep) -> SubmissionPublic:
+def submit_batch(submission: SubmissionDep, parts: PartsDep) -> SubmissionPublic:
     """Validate, desensitize and record a batch (``byr submit``).
 
     201 when a batch was recorded; ``issues`` lists every rejected item with its line, index and
@@ -229,7 +230,7 @@ def submit_batch(submission: SubmissionDep, runtime: RuntimeDep) -> SubmissionPu
     nothing valid remains, or with ``strict`` when any item was rejected. With ``wait`` the batch
     is governed, anchored and rewarded before the answer (governance loads its models on first
     use, which takes a while)."""
-    outcome = submit_bytes(runtime, submission)
+    outcome = submit_bytes(parts.submission, submission)
     if outcome.batch is None:
         intake = outcome.intake
         raise BatchNotRecorded(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import RuntimeDep, WriteAccess
+from api.deps import PartsDep, WriteAccess
 from api.errors import error_responses
 from api.schemas import DispatchPublic
 
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/dispatch", tags=["dispatch"])
 
 
 @router.post("", dependencies=[WriteAccess], responses=error_responses(401, 503))
-def dispatch(runtime: RuntimeDep) -> DispatchPublic:
+def dispatch(parts: PartsDep) -> DispatchPublic:
     """Run pending governance, anchor and reward jobs until none makes progress (``byr
     dispatch``). Governance loads its models on first use, which takes a while."""
-    return DispatchPublic(rounds=runtime.drain())
+    return DispatchPublic(rounds=parts.pipeline.drain())

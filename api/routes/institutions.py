@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import LedgerDep, RuntimeDep, WriteAccess
+from api.deps import LedgerDep, PartsDep, WriteAccess
 from api.errors import error_responses
 from api.schemas import InstitutionCreate, InstitutionPublic
 
@@ -23,11 +23,11 @@ def list_institutions(ledger: LedgerDep) -> list[InstitutionPublic]:
     dependencies=[WriteAccess],
     responses=error_responses(401, 409, 422, 503),
 )
-def create_institution(body: InstitutionCreate, runtime: RuntimeDep) -> InstitutionPublic:
+def create_institution(body: InstitutionCreate, parts: PartsDep) -> InstitutionPublic:
     """Register an institution on the academic chain, then in the ledger. Registering the same
     id with the same account again is idempotent; another account for a registered id is a
     conflict."""
-    view = runtime.add_institution(
+    view = parts.institutions.add(
         institution_id=body.institution_id, name=body.name, account=body.account
     )
     return InstitutionPublic(**view.to_dict())

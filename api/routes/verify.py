@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import StateDep, exclusive
 from api.errors import error_responses
 from api.schemas import VerificationPublic
-from ledger.audit import ProofBundle, verify_offline
+from api.services.audit import verify_bundle
+from ledger.audit import ProofBundle
 
 router = APIRouter(prefix="/verify", tags=["proofs"])
 
@@ -27,8 +28,8 @@ async def verify(
     check passed and each failed check says why. A malformed bundle gets 422. Offline
     verification needs nothing from the server and never waits for a running submission."""
     if offline:
-        report = verify_offline(bundle)
+        report = verify_bundle(bundle, offline=True)
     else:
-        async with exclusive(state) as runtime:
-            report = await run_in_threadpool(runtime.verify, bundle)
+        async with exclusive(state) as parts:
+            report = await run_in_threadpool(verify_bundle, bundle, configured=parts.academic_at)
     return VerificationPublic(**report.to_dict())

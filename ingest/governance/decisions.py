@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.governance.quality import QualityFlag
+from ingest.governance.flags import QualityFlag
 
 
 @dataclass(frozen=True, slots=True)

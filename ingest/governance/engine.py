@@ -43,13 +43,9 @@ from ingest.governance.decisions import (
 from ingest.governance.dedup import DedupIndex, DedupItem, DuplicateMethod
 from ingest.governance.embeddings import Embedder, model_for_language
 from ingest.governance.errors import GovernanceInputError
+from ingest.governance.flags import FlagCode, FlagSeverity, QualityFlag
 from ingest.governance.policy import Policy, load_policy
-from ingest.governance.quality import (
-    FlagCode,
-    FlagSeverity,
-    QualityChecker,
-    QualityFlag,
-)
+from ingest.governance.quality import QualityChecker
 from ingest.governance.terms import LANGUAGES, TermIndex, default_index
 
 __all__ = [

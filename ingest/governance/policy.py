@@ -34,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ingest.governance.dedup import DedupConfig
 from ingest.governance.errors import PolicyError
-from ingest.governance.quality import FlagCode, QualityLimits
+from ingest.governance.flags import FlagCode
+from ingest.governance.quality import QualityLimits
 from ingest.records import Discipline
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"

@@ -1,8 +1,8 @@
 """Paragraph-level quality flags for a record, each with a character span a reviewer can highlight.
 
-Every check is a pure function of the record's text and a :class:`QualityLimits`; offsets are
-Python string indices (code points) into the named field, ``start`` inclusive, ``end`` exclusive.
-A flag says *what* is wrong and *where*; whether it rejects the record is the decision policy's
+Every check is a pure function of the record's text and a :class:`QualityLimits`, and reports
+:class:`~ingest.governance.flags.QualityFlag` objects (offsets, codes and severities are defined in
+:mod:`ingest.governance.flags`); whether a flag rejects the record is the decision policy's
 business (:mod:`ingest.governance.policy`), which also sets the flag's severity.
 
 Checks (field in brackets):
@@ -27,62 +27,17 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ingest.governance.flags import FlagCode, QualityFlag
 
 if TYPE_CHECKING:
     from spacy.language import Language as SpacyLanguage
 
 MAX_FLAGS_PER_CODE = 5
 """At most this many flags of one code per field: enough to show a reviewer the pattern."""
-
-
-class FlagCode(StrEnum):
-    """Stable machine codes of quality flags; each is also the rejection reason it can cause."""
-
-    TOO_SHORT = "too_short"
-    TOO_LONG = "too_long"
-    REPETITIVE = "repetitive"
-    GARBLED = "garbled"
-    UNBALANCED_MARKUP = "unbalanced_markup"
-    TRUNCATED = "truncated"
-    LOGIC_BREAK = "logic_break"
-    OFF_TOPIC = "off_topic"
-    INCOHERENT = "incoherent"
-    LOW_TERM_COVERAGE = "low_term_coverage"
-    EXACT_DUPLICATE = "exact_duplicate"
-    NEAR_DUPLICATE = "near_duplicate"
-    PII_REDACTED = "pii_redacted"
-
-
-class FlagSeverity(StrEnum):
-    """``error`` flags reject the record under the policy in force; ``warning`` flags are only
-    reported."""
-
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class QualityFlag:
-    """One finding: ``text[start:end]`` of ``field`` is the highlighted span."""
-
-    code: FlagCode
-    field: str
-    start: int
-    end: int
-    message: str
-    severity: FlagSeverity = FlagSeverity.WARNING
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the shape stored in ``BatchGoverned.decisions[*].flags``)."""
-        data = asdict(self)
-        data["code"] = self.code.value
-        data["severity"] = self.severity.value
-        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,8 +490,3 @@ def _capped(field: str, code: FlagCode, spans: list[tuple[int, int, str]]) -> li
             )
         )
     return flags
-
-
-def code_counts(flags: list[QualityFlag]) -> Counter[FlagCode]:
-    """How many flags of each code (handy for reports and tests)."""
-    return Counter(f.code for f in flags)

@@ -24,9 +24,8 @@ governed again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from ingest.governance.errors import GovernanceError
 from ledger.application import CorpusLedger
@@ -34,7 +33,7 @@ from ledger.eventlog.base import ConcurrencyConflict, StreamAppend
 from ledger.events import BatchGoverned, CorpusIndexExtended, DomainEvent, RecordEntry
 from ledger.faults import crash_point
 from ledger.ids import CORPUS_INDEX_STREAM, batch_stream
-from ledger.projections.outbox import JobKind
+from ledger.jobs import JobResult, Outcome
 
 if TYPE_CHECKING:
     from ingest.governance.engine import GovernanceEngine
@@ -42,23 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class GovernanceRunReport:
-    governed: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Batch id -> {"accepted": n, "rejected": m}."""
-    skipped: list[str] = field(default_factory=list)
-    """Batches another worker decided first."""
-
-    @property
-    def progressed(self) -> bool:
-        return bool(self.governed or self.skipped)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"governed": self.governed, "skipped": self.skipped}
-
-
 class GovernanceService:
-    """Runs the governance engine over pending batches of one ledger."""
+    """The handler of ``govern`` jobs: runs the governance engine over one ledger's batches."""
 
     DECIDE_ATTEMPTS = 50
     """Decisions tried against a moving accepted corpus before the batch is left for later."""
@@ -84,17 +68,16 @@ class GovernanceService:
         self.engine.dedup_index.close()
         self.engine.embedder.close()
 
-    def run_once(self) -> GovernanceRunReport:
-        """Govern every batch whose governance job is open."""
-        report = GovernanceRunReport()
-        for batch_id in self.ledger.pending_jobs(JobKind.GOVERN):
-            try:
-                counts = self.govern_batch(batch_id)
-            except ConcurrencyConflict:
-                report.skipped.append(batch_id)
-                continue
-            report.governed[batch_id] = counts
-        return report
+    def perform(self, batch_id: str) -> JobResult:
+        """Govern one batch (a ``govern`` outbox job); skipped when another worker decided it
+        first."""
+        try:
+            counts = self.govern_batch(batch_id)
+        except ConcurrencyConflict:
+            log.info("batch %s was decided by another worker", batch_id)
+            self.ledger.sync()
+            return JobResult(batch_id, Outcome.SKIPPED)
+        return JobResult(batch_id, Outcome.DONE, counts)
 
     def sync_index(self) -> int:
         """Bring the near-duplicate index up to the ``corpus-index`` stream as projected now;

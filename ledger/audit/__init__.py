@@ -22,7 +22,7 @@ from ledger.audit.online import (
     ChainView,
     verify_online,
 )
-from ledger.audit.report import Check, VerificationReport
+from ledger.audit.verification import Check, VerificationReport
 
 __all__ = [
     "BATCH_ANCHORED_TOPIC",

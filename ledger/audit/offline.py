@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 
 from ledger.audit.bundle import ProofBundle
-from ledger.audit.report import Check, VerificationReport, abbrev
+from ledger.audit.verification import Check, VerificationReport, abbrev
 from ledger.canonical import CANONICAL_FIELDS, CanonicalError, canonical_record, record_hash
 from ledger.ids import record_id_for_leaf
 from ledger.merkle import leaf_hash, parse_bytes32, process_proof

@@ -9,7 +9,7 @@ from eth_hash.auto import keccak
 
 from ledger.audit.bundle import ProofBundle
 from ledger.audit.offline import offline_checks
-from ledger.audit.report import Check, VerificationReport, abbrev
+from ledger.audit.verification import Check, VerificationReport, abbrev
 from ledger.ids import id_key
 from ledger.merkle import parse_bytes32, to_hex
 

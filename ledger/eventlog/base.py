@@ -1,4 +1,4 @@
-"""The event log contract every backend implements, and its errors.
+"""The event log contract every backend implements, with its errors and helpers re-exported.
 
 An :class:`EventLog` stores :class:`~ledger.events.Envelope` objects in *streams* (``batch-<id>``,
 ``institution-<id>``, ``run-<id>``). Within a stream, envelopes carry consecutive sequence numbers
@@ -23,66 +23,27 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from ledger.errors import LedgerError
+# The errors, ChainVerifier, the integrity report types and the sealing helpers are re-exported:
+# backends import everything they build on from this module.
+from ledger.eventlog.errors import (
+    ConcurrencyConflict,
+    EventLogClosed,
+    EventLogError,
+    EventLogURLError,
+)
 from ledger.eventlog.integrity import (
     ChainVerifier,
+    IntegrityError,
     IntegrityIssue,
     IntegrityProblem,
     IntegrityReport,
     StreamHead,
 )
 from ledger.eventlog.sealing import SealedFields, fast_envelope_hash, new_event_id, seal_fields
-
-# ChainVerifier, the integrity report types and the sealing helpers are re-exported: backends
-# import everything they build on from this module.
 from ledger.events import DomainEvent, Envelope
 
 DEFAULT_POLL_INTERVAL = 0.1
 """Seconds between checks for events appended by *other* processes while waiting."""
-
-
-class EventLogError(LedgerError):
-    """Base class of every error raised by an event log backend."""
-
-
-class EventLogClosed(EventLogError):
-    """The log was used after :meth:`EventLog.close`."""
-
-
-class EventLogURLError(EventLogError, ValueError):
-    """An event log URL names an unknown scheme or is malformed."""
-
-
-class ConcurrencyConflict(EventLogError):
-    """A stream's current version differs from the version the writer expected.
-
-    The writer read the stream at ``expected`` and someone else appended first (the stream is now at
-    ``actual``): reload the stream, re-decide, and retry with the new version.
-    """
-
-    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"stream {stream_id!r} is at version {actual}, the writer expected {expected}"
-        )
-        self.stream_id = stream_id
-        self.expected = expected
-        self.actual = actual
-
-    def __reduce__(self) -> tuple[type[ConcurrencyConflict], tuple[str, int, int]]:
-        return (ConcurrencyConflict, (self.stream_id, self.expected, self.actual))
-
-
-class IntegrityError(EventLogError):
-    """The stored log is not what was appended (see :attr:`report`)."""
-
-    def __init__(self, report: IntegrityReport) -> None:
-        shown = "; ".join(str(p) for p in report.problems[:5])
-        more = len(report.problems) - 5
-        super().__init__(
-            f"event log integrity check found {len(report.problems)} problem(s): {shown}"
-            + (f" (+{more} more)" if more > 0 else "")
-        )
-        self.report = report
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Tamper evidence: what a verification found, and the hash-chain verifier backends share."""
+"""Tamper evidence: what a verification found, the error that reports it, and the hash-chain
+verifier backends share."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ledger.eventlog.errors import EventLogError
 from ledger.events import ZERO_HASH, Envelope
 
 
@@ -72,13 +74,22 @@ class IntegrityReport:
         return {p.issue for p in self.problems}
 
     def raise_for_problems(self) -> None:
-        """Raise :class:`~ledger.eventlog.base.IntegrityError` unless the log verified clean."""
-        # Imported here: the error class lives with the other event log errors, which import
-        # this module.
-        from ledger.eventlog.base import IntegrityError
-
+        """Raise :class:`IntegrityError` unless the log verified clean."""
         if self.problems:
             raise IntegrityError(self)
+
+
+class IntegrityError(EventLogError):
+    """The stored log is not what was appended (see :attr:`report`)."""
+
+    def __init__(self, report: IntegrityReport) -> None:
+        shown = "; ".join(str(p) for p in report.problems[:5])
+        more = len(report.problems) - 5
+        super().__init__(
+            f"event log integrity check found {len(report.problems)} problem(s): {shown}"
+            + (f" (+{more} more)" if more > 0 else "")
+        )
+        self.report = report
 
 
 @dataclass(slots=True)

@@ -110,12 +110,14 @@ hash)``. Backends build each envelope once, when its position is known."""
 def seal_fields(
     events: Sequence[DomainEvent], *, stream_id: str, after_sequence: int, prev_hash: str
 ) -> list[SealedFields]:
-    """Seal consecutive ``events`` of one stream, like :func:`ledger.events.seal_all`.
+    """Seal consecutive ``events`` of one stream whose last envelope is ``after_sequence`` with
+    hash ``prev_hash``.
 
-    Same fields, same hash chain, same digest; the digest is computed with
-    :func:`fast_envelope_hash` (verification still re-hashes with the reference encoder) and event
-    ids are time-ordered (:func:`new_event_id`). All events of one call share one timestamp: they
-    happened in one decision.
+    The events get the sequences after ``after_sequence``, and each envelope's ``prev_hash`` is
+    the hash of the one before it. Each digest is :func:`ledger.events.envelope_hash` of the
+    envelope's hashed fields, computed with :func:`fast_envelope_hash` (verification still
+    re-hashes with the reference encoder); event ids are time-ordered (:func:`new_event_id`). All
+    events of one call share one timestamp: they happened in one decision.
     """
     out: list[SealedFields] = []
     occurred_at = utcnow().isoformat()

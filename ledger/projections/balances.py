@@ -1,4 +1,4 @@
-"""Read model of BYR balances, from ContributionRewarded events."""
+"""Read model of BYR balances, from ContributionRewarded events, and its queries."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sqlite3
 
 from ledger.events import ContributionRewarded, Envelope
 from ledger.projections.base import Projection, on
+from ledger.views import BalanceView
 
 
 class BalancesProjection(Projection):
@@ -35,3 +36,20 @@ class BalancesProjection(Projection):
             " VALUES (?, ?, ?, ?)",
             (event.account, event.institution_id, str(total), count),
         )
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+
+def list_balances(conn: sqlite3.Connection) -> list[BalanceView]:
+    """Every rewarded account with its total, by institution then account."""
+    rows = conn.execute(
+        "SELECT account, institution_id, amount_wei, rewards FROM balances"
+        " ORDER BY institution_id, account"
+    ).fetchall()
+    return [BalanceView(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def total_rewarded_wei(conn: sqlite3.Connection) -> int:
+    """Every reward ever recorded, summed exactly (amounts are stored as decimal text)."""
+    return sum(int(r[0]) for r in conn.execute("SELECT amount_wei FROM balances"))

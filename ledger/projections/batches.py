@@ -1,9 +1,13 @@
-"""Read model of batches and their records: status, Merkle data, governance decisions, anchors."""
+"""Read model of batches and their records (status, Merkle data, governance decisions, anchors),
+the corpus index, and their queries."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
 
 from ledger.events import (
     BatchAnchored,
@@ -16,9 +20,10 @@ from ledger.events import (
     RecordErased,
 )
 from ledger.projections.base import Projection, on
+from ledger.views import BatchView, RecordView
 
 
-class BatchStatus:
+class BatchStatus(StrEnum):
     SUBMITTED = "submitted"
     GOVERNED = "governed"
     ANCHORED = "anchored"
@@ -26,7 +31,7 @@ class BatchStatus:
     ANCHOR_FAILED = "anchor_failed"
 
 
-class RecordStatus:
+class RecordStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -151,8 +156,8 @@ class BatchesProjection(Projection):
             for record_id, reasons in event.rejected.items()
         ]
         conn.executemany(
-            "UPDATE records SET status = ?, reasons = ? WHERE record_id = ? AND status != 'erased'",
-            rows,
+            "UPDATE records SET status = ?, reasons = ? WHERE record_id = ? AND status != ?",
+            [(*row, RecordStatus.ERASED) for row in rows],
         )
         conn.executemany(
             "UPDATE records SET decision = ? WHERE record_id = ?",
@@ -214,3 +219,167 @@ class BatchesProjection(Projection):
             "UPDATE records SET status = ?, record = NULL, salt = NULL WHERE record_id = ?",
             (RecordStatus.ERASED, event.record_id),
         )
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+_BATCH_COLUMNS = (
+    "batch_id, institution_id, source_name, merkle_root, metadata_hash, manifest,"
+    " record_count, status, submitted_at, rejected_at_intake, policy_version, accepted_count,"
+    " contribution_score, reward_wei, chain_id, contract_address, tx_hash, block_number,"
+    " anchor_error, reward_tx_hash"
+)
+_RECORD_COLUMNS = (
+    "record_id",
+    "batch_id",
+    "idx",
+    "source_line",
+    "record",
+    "salt",
+    "record_hash",
+    "leaf",
+    "redactions",
+    "status",
+    "reasons",
+    "decision",
+)
+
+
+def _batch_view(row: Sequence[Any]) -> BatchView:
+    values = list(row)
+    values[5] = json.loads(values[5])
+    values[9] = json.loads(values[9])
+    return BatchView(*values)
+
+
+def _record_view(row: Sequence[Any]) -> RecordView:
+    return RecordView(
+        record_id=row[0],
+        batch_id=row[1],
+        index=row[2],
+        source_line=row[3],
+        record=json.loads(row[4]) if row[4] is not None else None,
+        salt=row[5],
+        record_hash=row[6],
+        leaf=row[7],
+        redactions=json.loads(row[8]),
+        status=row[9],
+        reasons=json.loads(row[10]) if row[10] else [],
+        decision=json.loads(row[11]) if row[11] else None,
+    )
+
+
+def get_batch(conn: sqlite3.Connection, batch_id: str) -> BatchView | None:
+    """The batch ``batch_id``; ``None`` when it was never submitted."""
+    row = conn.execute(
+        f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,)
+    ).fetchone()
+    return _batch_view(row) if row is not None else None
+
+
+def list_batches(conn: sqlite3.Connection, *, institution_id: str | None = None) -> list[BatchView]:
+    """Batches (of one institution, when given) in submission order."""
+    query = f"SELECT {_BATCH_COLUMNS} FROM batches"
+    params: tuple[Any, ...] = ()
+    if institution_id is not None:
+        query += " WHERE institution_id = ?"
+        params = (institution_id,)
+    rows = conn.execute(query + " ORDER BY submitted_at, batch_id", params).fetchall()
+    return [_batch_view(r) for r in rows]
+
+
+def get_record(conn: sqlite3.Connection, record_id: str) -> RecordView | None:
+    """The record ``record_id`` (text and salt ``None`` once erased); ``None`` when unknown."""
+    row = conn.execute(
+        f"SELECT {', '.join(_RECORD_COLUMNS)} FROM records WHERE record_id = ?", (record_id,)
+    ).fetchone()
+    return _record_view(row) if row is not None else None
+
+
+def list_records(
+    conn: sqlite3.Connection, batch_id: str, *, status: str | None = None
+) -> list[RecordView]:
+    """The records of ``batch_id`` (only those in ``status``, when given), in batch order."""
+    query = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM records WHERE batch_id = ?"
+    params: tuple[Any, ...] = (batch_id,)
+    if status is not None:
+        query += " AND status = ?"
+        params += (status,)
+    rows = conn.execute(query + " ORDER BY idx", params).fetchall()
+    return [_record_view(r) for r in rows]
+
+
+def list_accepted_feed(
+    conn: sqlite3.Connection,
+    *,
+    disciplines: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+    institutions: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[tuple[RecordView, BatchView]]:
+    """Accepted, not erased records of anchored (or rewarded) batches, in the order their batches
+    were submitted, each with its batch; empty filters select everything."""
+    query = (
+        f"SELECT {', '.join('r.' + c for c in _RECORD_COLUMNS)}"
+        " FROM records r JOIN batches b ON b.batch_id = r.batch_id"
+        " WHERE r.status = ? AND b.status IN (?, ?)"
+    )
+    params: list[Any] = [RecordStatus.ACCEPTED, BatchStatus.ANCHORED, BatchStatus.REWARDED]
+    for column, values in (
+        ("json_extract(r.record, '$.discipline')", disciplines),
+        ("json_extract(r.record, '$.language')", languages),
+        ("b.institution_id", institutions),
+    ):
+        if values:
+            query += f" AND {column} IN ({', '.join('?' for _ in values)})"
+            params += list(values)
+    query += " ORDER BY b.submitted_at, b.batch_id, r.idx"
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    batches: dict[str, BatchView] = {}
+    out = []
+    for row in conn.execute(query, params).fetchall():
+        record = _record_view(row)
+        if record.batch_id not in batches:
+            batch = get_batch(conn, record.batch_id)
+            assert batch is not None  # the join found it
+            batches[record.batch_id] = batch
+        out.append((record, batches[record.batch_id]))
+    return out
+
+
+def list_corpus_index_since(
+    conn: sqlite3.Connection, version: int, *, limit: int = 1000
+) -> list[tuple[int, list[tuple[str, dict[str, Any]]]]]:
+    """Entries of the corpus index after ``version``, oldest first, at most ``limit``:
+    ``(version, [(record_id, canonical record), ...])``, erased records left out."""
+    rows = conn.execute(
+        "SELECT version, record_ids FROM corpus_index WHERE version > ? ORDER BY version LIMIT ?",
+        (version, limit),
+    ).fetchall()
+    out: list[tuple[int, list[tuple[str, dict[str, Any]]]]] = []
+    for entry_version, record_ids in rows:
+        ids = json.loads(record_ids)
+        marks = ",".join("?" * len(ids))
+        stored = dict(
+            conn.execute(
+                f"SELECT record_id, record FROM records WHERE record_id IN ({marks})"
+                " AND record IS NOT NULL",
+                ids,
+            ).fetchall()
+            if ids
+            else []
+        )
+        out.append((entry_version, [(i, json.loads(stored[i])) for i in ids if i in stored]))
+    return out
+
+
+def count_batches_by_status(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, COUNT(*) FROM batches GROUP BY status").fetchall()
+    return {str(k): int(v) for k, v in rows}
+
+
+def count_records_by_status(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, COUNT(*) FROM records GROUP BY status").fetchall()
+    return {str(k): int(v) for k, v in rows}

@@ -1,11 +1,14 @@
-"""Read model of the institution registry."""
+"""Read model of the institution registry, and its queries."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from ledger.events import Envelope, InstitutionDeactivated, InstitutionRegistered
 from ledger.projections.base import Projection, on
+from ledger.views import InstitutionView
 
 
 class InstitutionsProjection(Projection):
@@ -46,3 +49,30 @@ class InstitutionsProjection(Projection):
         conn.execute(
             "UPDATE institutions SET active = 0 WHERE institution_id = ?", (event.institution_id,)
         )
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+_COLUMNS = "institution_id, name, account, active, registered_at, academic_tx_hash"
+
+
+def _view(row: Sequence[Any]) -> InstitutionView:
+    return InstitutionView(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+
+
+def get_institution(conn: sqlite3.Connection, institution_id: str) -> InstitutionView | None:
+    """The institution ``institution_id``; ``None`` when it was never registered."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM institutions WHERE institution_id = ?", (institution_id,)
+    ).fetchone()
+    return _view(row) if row is not None else None
+
+
+def list_institutions(conn: sqlite3.Connection) -> list[InstitutionView]:
+    """Every registered institution (active or not), by id."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM institutions ORDER BY institution_id")
+    return [_view(r) for r in rows.fetchall()]
+
+
+def count_institutions(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM institutions").fetchone()[0])

@@ -177,3 +177,44 @@ class OutboxProjection(Projection):
         ).fetchone()
         if row is not None:
             self._close(conn, JobKind.TRAIN, row[0], position, status)
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+
+def list_jobs(
+    conn: sqlite3.Connection, kind: JobKind, *, status: JobStatus = JobStatus.PENDING
+) -> list[str]:
+    """The keys (batch, request or run ids) of ``kind`` jobs in ``status``, oldest first."""
+    rows = conn.execute(
+        "SELECT batch_id FROM outbox WHERE kind = ? AND status = ? ORDER BY opened_at_position",
+        (kind.value, status.value),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def count_jobs_by_kind(conn: sqlite3.Connection, status: JobStatus) -> dict[str, int]:
+    """Job kind -> how many jobs of that kind are in ``status`` (kinds with none left out)."""
+    rows = conn.execute(
+        "SELECT kind, COUNT(*) FROM outbox WHERE status = ? GROUP BY kind", (status.value,)
+    ).fetchall()
+    return {str(k): int(v) for k, v in rows}
+
+
+def record_attempt(
+    conn: sqlite3.Connection, kind: JobKind, key: str, *, error: str | None, attempted_at: str
+) -> int:
+    """Count one delivery attempt of the job ``kind``/``key``; returns its attempts so far.
+
+    Writes the operational attempts table only (never replayed, never compared by replay).
+    """
+    job = job_id(kind, key)
+    conn.execute(
+        f"INSERT INTO {ATTEMPTS_TABLE} (job_id, attempts, last_error, last_attempt_at)"
+        " VALUES (?, 1, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
+        " attempts = attempts + 1, last_error = excluded.last_error,"
+        " last_attempt_at = excluded.last_attempt_at",
+        (job, error, attempted_at),
+    )
+    row = conn.execute(f"SELECT attempts FROM {ATTEMPTS_TABLE} WHERE job_id = ?", (job,))
+    return int(row.fetchone()[0])

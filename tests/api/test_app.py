@@ -1,4 +1,4 @@
-"""The HTTP API against a real runtime: a BYR_HOME initialized by ``Runtime.init`` (embedded
+"""The HTTP API against real parts: a BYR_HOME initialized like ``byr init`` (embedded
 eth-tester chains persisted under a temporary folder), opened and closed by the app's lifespan.
 
 Batches here are only submitted (intake + recording), never governed, so no embedding model loads;
@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from api.app import ApiSettings, create_app
-from api.runtime import NotInitialized, Runtime
+from api.services.provisioning import NotInitialized
 from ledger.settings import LedgerSettings
 
 TOKEN = "test-token-0123456789abcdef"
@@ -46,11 +46,8 @@ GOOD = [
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> LedgerSettings:
-    settings = LedgerSettings(home=tmp_path_factory.mktemp("byr-api-home"))
-    with Runtime(settings) as runtime:
-        runtime.init()
-    return settings
+def settings(ledger_settings: LedgerSettings) -> LedgerSettings:
+    return ledger_settings
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +98,7 @@ def test_health_and_openapi_document(client: TestClient) -> None:
 
 def test_status_reports_positions_and_lag(client: TestClient) -> None:
     status = client.get("/v1/status").json()
-    assert status["institutions"] == 5  # the demo institutions of Runtime.init
+    assert status["institutions"] == 5  # the demo institutions of byr init
     assert status["head_position"] >= 5
     assert set(status["projection_positions"].values()) == {status["head_position"]}
     assert status["projection_lag"] == 0
@@ -418,7 +415,7 @@ def test_malformed_bundle_is_422(client: TestClient, submitted: dict[str, Any]) 
 
 
 def test_queries_do_not_wait_for_a_writer(client: TestClient, submitted: dict[str, Any]) -> None:
-    """While a writer holds the runtime (as a long ``wait=true`` submission does), queries of the
+    """While a writer holds the parts (as a long ``wait=true`` submission does), queries of the
     read models and offline verification still answer."""
     state = client.app.state.byr  # type: ignore[attr-defined]
     portal = client.portal

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import ApiSettings, create_app
-from api.runtime import Runtime
 from ledger.settings import LedgerSettings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -20,10 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = LedgerSettings(home=tmp_path_factory.mktemp("byr-api-governed"))
-    with Runtime(settings) as runtime:
-        runtime.init()
+def client(ledger_settings: LedgerSettings) -> Iterator[TestClient]:
+    settings = ledger_settings
     # No token configured: mutating endpoints are open.
     with TestClient(create_app(settings=settings, api_settings=ApiSettings())) as client:
         yield client

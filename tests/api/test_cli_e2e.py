@@ -7,41 +7,20 @@ so these tests also prove that nothing lives only in one process's memory.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BYR = [sys.executable, "-m", "api.cli"]
+from api.composition import Parts
+from ledger.settings import LedgerSettings
+from tests.cli import ROOT, byr, ok_json
+
 EXAMPLES = ROOT / "examples"
 
 pytestmark = pytest.mark.slow
-
-
-def byr(
-    home: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items() if k != "BYR_CRASH_AT"}
-    full_env = inherited | {"BYR_HOME": str(home), "BYR_LOG_LEVEL": "WARNING"} | (env or {})
-    return subprocess.run(
-        [*BYR, *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr + result.stdout
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -188,14 +167,11 @@ def test_reward_dispatcher_killed_after_mint_pays_exactly_once(home: Path) -> No
     batch = next(b for b in status["batches"] if b["batch_id"] == batch_id)
     assert batch["status"] == "rewarded"
 
-    from api.runtime import Runtime
-    from ledger.settings import LedgerSettings
-
-    with Runtime(LedgerSettings(home=home)) as rt:
-        token = rt.token
+    with Parts(LedgerSettings(home=home)) as parts:
+        token = parts.token
         supply = token.total_supply()
-        balances = rt.ledger.balances()
-        uestc = rt.ledger.institution("uestc").account
+        balances = [b.to_dict() for b in parts.ledger.balances()]
+        uestc = parts.ledger.institution("uestc").account
         assert token.balance_of(uestc) == int(
             next(b["amount_wei"] for b in balances if b["institution_id"] == "uestc")
         )

@@ -29,10 +29,11 @@ from ledger.chain import (
 )
 from ledger.chain.accounts import DEV_PRIVATE_KEYS
 from ledger.chain.anvil import ANVIL_BINARY, AnvilNode
-from ledger.dispatch import AnchorDispatcher, RewardDispatcher
+from ledger.chain_jobs import AnchorBatchJob, RewardJob
 from ledger.eventlog import open_event_log
 from ledger.events import BatchGoverned
 from ledger.ids import batch_stream, id_key
+from ledger.jobs import JobHandler, OutboxJobs, StageReport, run_stage
 from ledger.projections.base import ProjectionStore
 from ledger.projections.outbox import JobKind
 
@@ -58,6 +59,11 @@ class Setup:
     academic: AcademicLedgerClient
     token: BYRTokenClient
     institution_account: str
+
+
+def _run(ledger: CorpusLedger, handler: JobHandler, kind: JobKind) -> StageReport:
+    """One pass of ``handler`` over the open jobs of ``kind``, as every pipeline driver runs it."""
+    return run_stage(handler, OutboxJobs(ledger).claim(kind), kind=kind)
 
 
 def _ledger(tmp_path: Path) -> CorpusLedger:
@@ -132,18 +138,18 @@ def test_submit_anchor_reward_and_audit(tester: Setup) -> None:
     batch_id = submit_and_decide(ledger)
     assert ledger.pending_jobs(JobKind.ANCHOR) == [batch_id]
 
-    anchors = AnchorDispatcher(ledger=ledger, academic=tester.academic).run_once()
+    anchors = _run(ledger, AnchorBatchJob(ledger=ledger, academic=tester.academic), JobKind.ANCHOR)
     assert anchors.done == [batch_id]
     batch = ledger.batch(batch_id)
     assert batch.status == "anchored" and batch.tx_hash
     assert ledger.pending_jobs(JobKind.ANCHOR) == []
     assert ledger.pending_jobs(JobKind.REWARD) == [batch_id]
 
-    rewards = RewardDispatcher(ledger=ledger, token=tester.token).run_once()
+    rewards = _run(ledger, RewardJob(ledger=ledger, token=tester.token), JobKind.REWARD)
     assert rewards.done == [batch_id]
     assert tester.token.balance_of(tester.institution_account) == REWARD
     assert tester.token.total_supply() == REWARD
-    assert ledger.balances() == [
+    assert [b.to_dict() for b in ledger.balances()] == [
         {
             "account": tester.institution_account,
             "institution_id": "bupt",
@@ -179,7 +185,7 @@ def test_dispatcher_records_an_anchor_sent_before_a_crash_without_sending_again(
     )
     block_before = tester.academic.chain.block_number()
 
-    report = AnchorDispatcher(ledger=ledger, academic=tester.academic).run_once()
+    report = _run(ledger, AnchorBatchJob(ledger=ledger, academic=tester.academic), JobKind.ANCHOR)
 
     assert report.recovered == [batch_id] and report.done == []
     assert tester.academic.chain.block_number() == block_before  # nothing new was sent
@@ -189,7 +195,7 @@ def test_dispatcher_records_an_anchor_sent_before_a_crash_without_sending_again(
 def test_reward_minted_before_a_crash_is_recorded_not_minted_twice(tester: Setup) -> None:
     ledger = tester.ledger
     batch_id = submit_and_decide(ledger)
-    AnchorDispatcher(ledger=ledger, academic=tester.academic).run_once()
+    _run(ledger, AnchorBatchJob(ledger=ledger, academic=tester.academic), JobKind.ANCHOR)
     root = bytes.fromhex(ledger.batch(batch_id).merkle_root[2:])
     tester.token.mint(
         to=tester.institution_account,
@@ -198,17 +204,17 @@ def test_reward_minted_before_a_crash_is_recorded_not_minted_twice(tester: Setup
         academic_ref=root,
     )
 
-    report = RewardDispatcher(ledger=ledger, token=tester.token).run_once()
+    report = _run(ledger, RewardJob(ledger=ledger, token=tester.token), JobKind.REWARD)
 
     assert report.recovered == [batch_id]
     assert tester.token.total_supply() == REWARD
-    assert ledger.balances()[0]["amount_wei"] == str(REWARD)
+    assert ledger.balances()[0].amount_wei == str(REWARD)
 
 
 def test_nothing_to_reward_opens_no_mint_job(tester: Setup) -> None:
     ledger = tester.ledger
     batch_id = submit_and_decide(ledger, reward=0)
-    AnchorDispatcher(ledger=ledger, academic=tester.academic).run_once()
+    _run(ledger, AnchorBatchJob(ledger=ledger, academic=tester.academic), JobKind.ANCHOR)
     assert ledger.batch(batch_id).status == "anchored"
     assert ledger.pending_jobs(JobKind.REWARD) == []
 
@@ -216,7 +222,7 @@ def test_nothing_to_reward_opens_no_mint_job(tester: Setup) -> None:
 def test_duplicate_root_is_a_permanent_failure(tester: Setup) -> None:
     ledger = tester.ledger
     batch_id = submit_and_decide(ledger)
-    AnchorDispatcher(ledger=ledger, academic=tester.academic).run_once()
+    _run(ledger, AnchorBatchJob(ledger=ledger, academic=tester.academic), JobKind.ANCHOR)
     batch = ledger.batch(batch_id)
     # Another batch id claiming the same root is refused by the contract for good.
     other = ledger.submit_batch(
@@ -247,7 +253,7 @@ def test_duplicate_root_is_a_permanent_failure(tester: Setup) -> None:
             )
         ],
     )
-    report = AnchorDispatcher(ledger=ledger, academic=tester.academic).run_once()
+    report = _run(ledger, AnchorBatchJob(ledger=ledger, academic=tester.academic), JobKind.ANCHOR)
     assert list(report.failed) == [other.batch_id]
     assert "RootAlreadyAnchored" in report.failed[other.batch_id]
     assert ledger.batch(other.batch_id).status == "anchor_failed"
@@ -267,15 +273,16 @@ def test_chain_outage_defers_jobs_until_the_node_returns(tmp_path: Path) -> None
         setup = _setup(tmp_path, academic, incentive)
         batch_id = submit_and_decide(setup.ledger)
 
+        anchor = AnchorBatchJob(ledger=setup.ledger, academic=setup.academic)
         academic_node.stop()  # the node goes away, its state saved to disk
-        report = AnchorDispatcher(ledger=setup.ledger, academic=setup.academic).run_once()
+        report = _run(setup.ledger, anchor, JobKind.ANCHOR)
         assert list(report.deferred) == [batch_id]
         assert setup.ledger.pending_jobs(JobKind.ANCHOR) == [batch_id]
 
         academic_node = AnvilNode(
             chain_id=ACADEMIC_CHAIN_ID, port=academic_node.port, state_path=state
         ).start()
-        report = AnchorDispatcher(ledger=setup.ledger, academic=setup.academic).run_once()
+        report = _run(setup.ledger, anchor, JobKind.ANCHOR)
         assert report.done == [batch_id]
         bundle = setup.ledger.proof(setup.ledger.records(batch_id)[0].record_id)
         assert verify_online(bundle, academic=setup.academic).ok

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from api.runtime import Runtime
-from api.training import TrainingRequest
+from api.composition import Parts
+from api.services.training import TrainingRequest
 from ledger.batching import RecordInput
 from ledger.events import BatchGoverned
 from ledger.ids import batch_stream
-from ledger.settings import LedgerSettings
+from tests.homes import initialized_settings
 from trainer.manifest import MANIFEST_NAME
 
 TOPICS = [
@@ -48,7 +48,7 @@ def _record(i: int, institution: str) -> dict[str, str]:
     }
 
 
-def _accepted_batch(rt: Runtime, institution: str, start: int, n: int) -> str:
+def _accepted_batch(rt: Parts, institution: str, start: int, n: int) -> str:
     submitted = rt.ledger.submit_batch(
         institution_id=institution,
         source_name=f"{institution}.jsonl",
@@ -74,32 +74,32 @@ def _accepted_batch(rt: Runtime, institution: str, start: int, n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, dict]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Parts, dict]]:
     home = tmp_path_factory.mktemp("byr")
-    with Runtime(LedgerSettings(home=home, model_cache=home / "models")) as rt:
-        rt.init()
+    settings = initialized_settings(home, model_cache=home / "models")
+    with Parts(settings) as rt:
         _accepted_batch(rt, "bupt", 0, 8)
         _accepted_batch(rt, "xidian", 100, 6)
-        rt.drain()
+        rt.pipeline.drain()
         result = rt.training.train(
             TrainingRequest(recipe="knowledge_qa", max_steps=3), progress=False
         )
         yield rt, result
 
 
-def test_training_run_is_recorded_and_anchored(trained: tuple[Runtime, dict]) -> None:
+def test_training_run_is_recorded_and_anchored(trained: tuple[Parts, dict]) -> None:
     rt, result = trained
     assert result["records"] == 14
     assert result["status"] == "anchored" and result["anchor_tx_hash"]
     run = rt.ledger.training_run(result["run_id"])
-    assert run["status"] == "anchored"
-    assert run["last_step"] == 3
+    assert run.status == "anchored"
+    assert run.last_step == 3
     anchor = rt.trainer_academic.find_training_run(result["run_id"])
     assert anchor is not None and anchor.dataset_root.hex() == result["dataset_root"][2:]
     assert rt.ledger.replay().equal
 
 
-def test_lineage_verifies_back_to_institutions(trained: tuple[Runtime, dict]) -> None:
+def test_lineage_verifies_back_to_institutions(trained: tuple[Parts, dict]) -> None:
     rt, result = trained
     report = rt.training.lineage(Path(result["adapter_dir"]))
     assert report.ok, report.render()
@@ -117,7 +117,7 @@ def _failed(report) -> set[str]:  # type: ignore[no-untyped-def]
     return {c.name for c in report.checks if not c.ok}
 
 
-def test_modified_adapter_fails(trained: tuple[Runtime, dict], tmp_path: Path) -> None:
+def test_modified_adapter_fails(trained: tuple[Parts, dict], tmp_path: Path) -> None:
     rt, result = trained
     copy = _copy(Path(result["adapter_dir"]), tmp_path)
     weights = copy / "adapter_model.safetensors"
@@ -127,7 +127,7 @@ def test_modified_adapter_fails(trained: tuple[Runtime, dict], tmp_path: Path) -
     assert _failed(rt.training.lineage(copy)) == {"adapter_hash"}
 
 
-def test_modified_manifest_fails(trained: tuple[Runtime, dict], tmp_path: Path) -> None:
+def test_modified_manifest_fails(trained: tuple[Parts, dict], tmp_path: Path) -> None:
     rt, result = trained
     copy = _copy(Path(result["adapter_dir"]), tmp_path)
     manifest = json.loads((copy / MANIFEST_NAME).read_text())
@@ -142,7 +142,7 @@ def test_modified_manifest_fails(trained: tuple[Runtime, dict], tmp_path: Path) 
     assert "recipe_hash" in _failed(rt.training.lineage(copy))
 
 
-def test_queued_request_is_run_by_the_trainer_worker(trained: tuple[Runtime, dict]) -> None:
+def test_queued_request_is_run_by_the_trainer_worker(trained: tuple[Parts, dict]) -> None:
     from api.workers import WorkerKind, run_worker
 
     rt, _ = trained
@@ -151,6 +151,6 @@ def test_queued_request_is_run_by_the_trainer_worker(trained: tuple[Runtime, dic
     )
     done = run_worker(WorkerKind.TRAINER, rt, max_steps=1, install_signal_handlers=False)
     assert done == 1
-    runs = [r for r in rt.ledger.training_runs() if request_id in r["config"]]
-    assert len(runs) == 1 and runs[0]["status"] == "anchored"
+    runs = [r for r in rt.ledger.training_runs() if r.request_id == request_id]
+    assert len(runs) == 1 and runs[0].status == "anchored"
     assert rt.ledger.status().pending_jobs == {}

@@ -2,8 +2,8 @@
 
 ``cases.jsonl`` holds one case per line: ``id``, ``language`` (``zh``/``en``/``mixed``), ``text``,
 ``hard_negative`` (no PII although the text looks like it has some) and ``spans``, a list of
-``{"type", "start", "end"}`` with ``text[start:end]`` the value. The file is produced by
-``python -m ingest.governance.pii_eval.generate`` and checked in.
+``{"type", "start", "end"}`` with ``text[start:end]`` the value. The file is produced by the
+development tool ``python -m scripts.pii_cases.generate`` and checked in.
 """
 
 from __future__ import annotations

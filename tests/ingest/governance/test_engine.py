@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.governance.batch_report import render_text, report_from_governance
 from ingest.governance.dedup import DedupIndex
 from ingest.governance.embeddings import Embedder
 from ingest.governance.engine import (
@@ -20,7 +21,6 @@ from ingest.governance.engine import (
 )
 from ingest.governance.errors import GovernanceInputError
 from ingest.governance.policy import load_policy
-from ingest.governance.report import render_text, report_from_governance
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

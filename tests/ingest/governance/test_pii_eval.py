@@ -9,8 +9,8 @@ import pytest
 
 from ingest.governance.pii import STRUCTURED_TYPES, PiiMatch, PiiRedactor, PiiType
 from ingest.governance.pii_eval import CASES_PATH, EvalCase, load_cases
-from ingest.governance.pii_eval.generate import build_cases
 from ingest.governance.pii_eval.scoring import match_case, score
+from scripts.pii_cases.generate import build_cases
 
 TARGET_RECALL = 0.98
 TARGET_PRECISION = 0.95
@@ -52,7 +52,7 @@ def test_offsets_are_exact(cases: list[EvalCase]) -> None:
 def test_file_matches_its_generator(cases: list[EvalCase]) -> None:
     regenerated = build_cases()
     assert [c.to_json() for c in regenerated] == [c.to_json() for c in cases], (
-        f"{CASES_PATH.name} is stale: run python -m ingest.governance.pii_eval.generate"
+        f"{CASES_PATH.name} is stale: run python -m scripts.pii_cases.generate"
     )
 
 

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from ingest.governance.errors import GovernanceError, PolicyError
+from ingest.governance.flags import FlagCode
 from ingest.governance.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
-from ingest.governance.quality import FlagCode, QualityLimits
+from ingest.governance.quality import QualityLimits
 
 
 @pytest.fixture

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.governance.flags import FlagCode, QualityFlag
 from ingest.governance.quality import (
-    FlagCode,
     QualityChecker,
-    QualityFlag,
     QualityLimits,
     length_units,
     repetition,

@@ -17,13 +17,13 @@ stream conditionally, so a near-duplicate pair split across two workers is still
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterator
 
-from api.runtime import Runtime
-from ledger.eventlog.base import ConcurrencyConflict
+from ledger.application import CorpusLedger
 from ledger.eventlog.kafka import Delivery, KafkaEventLog
 from ledger.eventlog.kafka.consumer import FamilyConsumer
 from ledger.events import CorpusBatchSubmitted, Topic
+from ledger.jobs import ClaimedJob
 from ledger.projections.outbox import JobKind
 
 log = logging.getLogger("byr.worker.kafka")
@@ -34,22 +34,23 @@ def governance_group(event_log: KafkaEventLog) -> str:
     return f"{event_log.config.prefix}-governance"
 
 
-class KafkaGovernanceStep:
-    """One governance step: poll the corpus topic, govern the delivered batches, commit.
+class ConsumerGroupJobs:
+    """``govern`` jobs as the consumer group hands them to this member: one delivery per claim.
 
-    Each call polls for at most ``poll_timeout_s`` seconds (the step blocks while idle, so the
-    caller need not wait for the log between empty steps) and returns ``(items, detail)`` where
-    ``items`` counts the batches this worker governed. Use it from one thread; :meth:`close`
-    leaves the group so the partitions move to the other members.
+    A claim polls for at most ``poll_timeout_s`` seconds (it blocks while idle, so a worker need
+    not wait for the log between empty steps). A delivered batch whose governance job is already
+    closed (a redelivery after another member decided it) is handed out as stale. The offset is
+    committed when the job was performed; a job that raises makes the member rejoin, so the group
+    delivers again from the last committed offset. Use it from one thread; :meth:`close` leaves
+    the group so the partitions move to the other members.
     """
 
     blocks_when_idle = True
 
-    def __init__(self, runtime: Runtime, *, poll_timeout_s: float = 1.0) -> None:
-        event_log = runtime.log
-        if not isinstance(event_log, KafkaEventLog):
-            raise TypeError(f"the Kafka governance step needs a Kafka event log, got {event_log!r}")
-        self.runtime = runtime
+    def __init__(
+        self, *, event_log: KafkaEventLog, ledger: CorpusLedger, poll_timeout_s: float = 1.0
+    ) -> None:
+        self.ledger = ledger
         self.poll_timeout_s = poll_timeout_s
         self.group_id = governance_group(event_log)
         self._event_log = event_log
@@ -61,28 +62,21 @@ class KafkaGovernanceStep:
         # govern all of them before a worker that joined meanwhile received any partition.
         return self._event_log.consume(group_id=self.group_id, topics=[Topic.CORPUS], max_records=1)
 
-    def __call__(self) -> tuple[int, dict[str, Any]]:
-        governed: dict[str, dict[str, int]] = {}
-        skipped: list[str] = []
+    def claim(self, kind: JobKind) -> Iterator[ClaimedJob]:
+        if kind is not JobKind.GOVERN:
+            raise ValueError(f"the governance consumer group hands out govern jobs, not {kind}")
         for delivery in self._consumer.poll(timeout=self.poll_timeout_s):
             batch_id = self._batch_id(delivery)
-            if batch_id is not None:
-                try:
-                    counts = self._govern(batch_id)
-                except Exception:
-                    # The consumer's position is already past the failed delivery: rejoin so
-                    # the group delivers again from the last committed offset.
-                    self._consumer.close()
-                    self._consumer = self._join()
-                    raise
-                if counts is None:
-                    skipped.append(batch_id)
-                else:
-                    governed[batch_id] = counts
-            # Committed only after the decision is in the log: a crash before this line makes
+            if batch_id is None:
+                delivery.commit()
+                continue
+            # The delivery can run ahead of this worker's projections: catch them up first, so
+            # the batch and its governance job are visible.
+            self.ledger.sync()
+            stale = batch_id not in self.ledger.pending_jobs(JobKind.GOVERN)
+            # Committed only after the decision is in the log: a crash before the commit makes
             # the group deliver the batch again, and the pending-job check makes that harmless.
-            delivery.commit()
-        return len(governed), {"governed": governed, "skipped": skipped, "group": self.group_id}
+            yield ClaimedJob(batch_id, ack=delivery.commit, stale=stale)
 
     @staticmethod
     def _batch_id(delivery: Delivery) -> str | None:
@@ -91,19 +85,10 @@ class KafkaGovernanceStep:
             return None
         return str(envelope.payload["batch_id"])
 
-    def _govern(self, batch_id: str) -> dict[str, int] | None:
-        """Govern ``batch_id`` unless it is already decided; ``None`` when skipped."""
-        ledger = self.runtime.ledger
-        # The delivery can run ahead of this worker's projections: pending_jobs catches them up
-        # first, so the batch and its governance job are visible.
-        if batch_id not in ledger.pending_jobs(JobKind.GOVERN):
-            return None
-        try:
-            return self.runtime.governance.govern_batch(batch_id)
-        except ConcurrencyConflict:
-            log.info("batch %s was decided by another worker", batch_id)
-            ledger.sync()
-            return None
+    def abandon(self) -> None:
+        """The consumer's position is already past the failed delivery: rejoin."""
+        self._consumer.close()
+        self._consumer = self._join()
 
     def close(self) -> None:
         """Leave the consumer group. Idempotent."""

@@ -7,37 +7,45 @@ finished run is anchored on the academic chain with its dataset root, recipe and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.dispatch import DispatchReport
+from ledger.application import CorpusLedger
+from ledger.jobs import JobResult, Outcome, StageReport
 
 if TYPE_CHECKING:
-    from api.runtime import Runtime
+    from ledger.chain.clients import AcademicLedgerClient
+    from ledger.views import TrainingRequestView
+    from trainer.lineage import LineageReport
 
 
 class TrainingService:
-    """Training requests, runs, their anchors and adapter lineage on one :class:`Runtime`."""
+    """Training requests, runs and adapter lineage; the handler of ``train`` jobs."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def dispatch_run_anchors(self) -> DispatchReport:
-        """Anchor finished training runs on the academic chain."""
-        from ledger.dispatch import RunAnchorDispatcher
-
-        rt = self.runtime
-        return RunAnchorDispatcher(ledger=rt.ledger, academic=rt.trainer_academic).run_once()
+    def __init__(
+        self,
+        *,
+        ledger: CorpusLedger,
+        runs_dir: Path,
+        model_cache_dir: Path | None,
+        anchor_runs: Callable[[], StageReport],
+        academic: Callable[[], AcademicLedgerClient],
+    ) -> None:
+        self.ledger = ledger
+        self.runs_dir = runs_dir
+        self.model_cache_dir = model_cache_dir
+        self._anchor_runs = anchor_runs
+        self._academic = academic
 
     def request_training(self, request: TrainingRequest) -> str:
         """Record a training request for a trainer worker; returns its request id."""
         from ledger.events import TrainingRunRequested
         from ledger.ids import new_run_id, run_stream
 
-        self.runtime.require_initialized()
         request_id = new_run_id()
-        self.runtime.ledger.append(
+        self.ledger.append(
             run_stream(f"request-{request_id}"),
             [TrainingRunRequested(request_id=request_id, **request.event_fields())],
             expected_version=0,
@@ -61,9 +69,9 @@ class TrainingService:
         from trainer.job import run_training
         from trainer.recipes import load_recipe
 
-        self.runtime.require_initialized()
+        self.ledger.sync()
         snapshot = snapshot_from_feed(
-            self.runtime.ledger,
+            self.ledger,
             disciplines=request.disciplines or None,
             languages=request.languages or None,
             institutions=request.institutions or None,
@@ -77,10 +85,9 @@ class TrainingService:
                     update={"config": {**event.config, "request_id": request_id}}
                 )
             run_id = event.model_dump(include={"run_id"})["run_id"]  # every training event has one
-            self.runtime.ledger.append(run_stream(run_id), [event])
+            self.ledger.append(run_stream(run_id), [event])
 
-        runs_dir = self.runtime.settings.home / "runs"
-        target = output_dir or runs_dir / (request_id or _timestamped(request.recipe))
+        target = output_dir or self.runs_dir / (request_id or _timestamped(request.recipe))
         result = run_training(
             base=request.base_model,
             recipe=recipe,
@@ -90,10 +97,10 @@ class TrainingService:
             on_event=record,
             max_steps=request.max_steps,
             progress=progress,
-            cache_dir=self.runtime.settings.model_cache_dir,
+            cache_dir=self.model_cache_dir,
         )
-        anchors = self.dispatch_run_anchors()
-        run = self.runtime.ledger.training_run(result.run_id)
+        anchors = self._anchor_runs()
+        run = self.ledger.training_run(result.run_id)
         return {
             "run_id": result.run_id,
             "adapter_dir": str(result.adapter_dir),
@@ -102,44 +109,30 @@ class TrainingService:
             "validation_loss": result.validation_loss,
             "dataset_root": snapshot.dataset_root,
             "records": len(snapshot.records),
-            "status": run["status"],
-            "anchor_tx_hash": run["anchor_tx_hash"],
+            "status": run.status,
+            "anchor_tx_hash": run.anchor_tx_hash,
             "anchor": anchors.to_dict(),
         }
 
-    def run_pending_training(self) -> list[str]:
-        """Run every requested training run not yet finished (resuming interrupted ones); anchor
-        completed runs. Returns the run ids finished now."""
-        from ledger.events import TrainingRunRequested, decode
-        from ledger.ids import run_stream
-        from ledger.projections.outbox import JobKind
+    def perform(self, request_id: str) -> JobResult:
+        """Run a requested training run (a ``train`` job), resuming an interrupted one; the run
+        is anchored by the ``anchor_run`` job its completion opens."""
+        request = TrainingRequest.from_view(self.ledger.training_request(request_id))
+        target = self.runs_dir / request_id
+        result = self.train(
+            request,
+            output_dir=target,
+            resume=(target / "run.json").exists(),
+            request_id=request_id,
+            progress=False,
+        )
+        return JobResult(request_id, Outcome.DONE, result["run_id"])
 
-        finished = []
-        for request_id in self.runtime.ledger.pending_jobs(JobKind.TRAIN):
-            envelope = next(iter(self.runtime.log.read_stream(run_stream(f"request-{request_id}"))))
-            event = decode(envelope)
-            assert isinstance(event, TrainingRunRequested)
-            request = TrainingRequest.from_event(event)
-            target = self.runtime.settings.home / "runs" / request_id
-            result = self.train(
-                request,
-                output_dir=target,
-                resume=(target / "run.json").exists(),
-                request_id=request_id,
-                progress=False,
-            )
-            finished.append(result["run_id"])
-        if self.runtime.ledger.pending_jobs(JobKind.ANCHOR_RUN):
-            self.dispatch_run_anchors()
-        return finished
-
-    def lineage(self, adapter_dir: Path) -> Any:
+    def lineage(self, adapter_dir: Path) -> LineageReport:
+        """Adapter hash -> run anchor -> dataset root -> records -> batches -> institutions."""
         from trainer.lineage import verify_lineage
 
-        self.runtime.require_initialized()
-        return verify_lineage(
-            adapter_dir, ledger=self.runtime.ledger, academic=self.runtime.trainer_academic
-        )
+        return verify_lineage(adapter_dir, ledger=self.ledger, academic=self._academic())
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,16 +161,17 @@ class TrainingRequest:
         }
 
     @classmethod
-    def from_event(cls, event: Any) -> TrainingRequest:
+    def from_view(cls, view: TrainingRequestView) -> TrainingRequest:
+        """The request a ``TrainingRunRequested`` event recorded."""
         return cls(
-            recipe=event.recipe,
-            base_model=event.base_model,
-            overrides=dict(event.overrides),
-            max_steps=event.max_steps,
-            disciplines=list(event.disciplines),
-            languages=list(event.languages),
-            institutions=list(event.institutions),
-            record_limit=event.record_limit,
+            recipe=view.recipe,
+            base_model=view.base_model,
+            overrides=dict(view.overrides),
+            max_steps=view.max_steps,
+            disciplines=list(view.disciplines),
+            languages=list(view.languages),
+            institutions=list(view.institutions),
+            record_limit=view.record_limit,
         )
 
 

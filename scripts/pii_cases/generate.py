@@ -1,12 +1,16 @@
-"""Writes ``cases.jsonl``, the labeled PII evaluation set, from the templates below.
+"""Writes ``ingest/governance/pii_eval/cases.jsonl``, the labeled PII evaluation set, from the
+templates below.
 
-Run ``python -m ingest.governance.pii_eval.generate`` (deterministic: a fixed seed). Templates mark
-values with ``⟦kind⟧`` (or ``⟦TYPE=literal⟧`` for a value written out): the generator draws a fresh
-value of that kind (a mobile in one of several notations, a resident ID with a correct check
-character, a Luhn-valid card...) and records its exact offsets. ``⟪kind⟫`` draws a look-alike value
-that is *not* PII (a wrong check character, a failing Luhn digit) and records nothing. Ground truth
-is defined by the formats themselves, independently of the detector: generated values use their own
-check-digit arithmetic.
+Run ``python -m scripts.pii_cases.generate [PATH]`` from the repository root (deterministic: a
+fixed seed); ``tests/ingest/governance/test_pii_eval.py`` fails when the checked-in file differs
+from what this writes.
+
+Templates mark values with ``⟦kind⟧`` (or ``⟦TYPE=literal⟧`` for a value written out): the
+generator draws a fresh value of that kind (a mobile in one of several notations, a resident ID
+with a correct check character, a Luhn-valid card...) and records its exact offsets. ``⟪kind⟫``
+draws a look-alike value that is *not* PII (a wrong check character, a failing Luhn digit) and
+records nothing. Ground truth is defined by the formats themselves, independently of the detector:
+generated values use their own check-digit arithmetic.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def batch_report(ledger: CorpusLedger, batch_id: str) -> dict[str, Any]:
             "governed": False,
             **chain,
         }
-    from ingest.governance.report import build_report
+    from ingest.governance.batch_report import build_report
 
     report = build_report(
         decisions=[r.decision for r in records if r.decision is not None],
@@ -59,7 +59,7 @@ def render_batch_report(report: Mapping[str, Any], console: Any) -> None:
             "run `byr dispatch` or a governance worker"
         )
         return
-    from ingest.governance.report import render_rich
+    from ingest.governance.batch_report import render_rich
 
     console.print(render_rich(report))
     if report.get("anchor_tx_hash"):

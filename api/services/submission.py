@@ -1,0 +1,156 @@
+"""Submitting a batch: intake (validation and desensitization), then one ``CorpusBatchSubmitted``.
+
+``byr submit`` and ``POST /v1/batches`` both end in :meth:`SubmissionService.submit_bytes`, so the
+same bytes record the same batch through either door; with ``wait`` the pipeline is drained
+before the answer (governance, anchoring, reward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledger.application import BatchView, CorpusLedger, SubmittedBatch
+from ledger.batching import RecordInput
+
+if TYPE_CHECKING:
+    from ingest.intake import IntakeLimits, IntakeResult
+    from ingest.records import Desensitizer
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionOutcome:
+    """What happened to one submitted file."""
+
+    intake: IntakeResult
+    batch: SubmittedBatch | None
+    view: BatchView | None
+    pipeline: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The submission document shared by ``byr submit --json`` and ``POST /v1/batches``."""
+        intake = self.intake
+        data: dict[str, Any] = {
+            "source": intake.source,
+            "items": intake.items_seen,
+            "valid_records": len(intake.records),
+            "issues": [issue.to_dict() for issue in intake.issues],
+            "redactions": intake.redaction_totals(),
+            "recorded": self.batch is not None,
+            "pipeline": self.pipeline,
+        }
+        if self.batch is not None and self.view is not None:
+            view = self.view
+            data.update(
+                batch_id=self.batch.batch_id,
+                merkle_root=self.batch.merkle_root,
+                metadata_hash=self.batch.metadata_hash,
+                record_ids=self.batch.record_ids,
+                status=view.status,
+                accepted=view.accepted_count,
+                policy_version=view.policy_version,
+                tx_hash=view.tx_hash,
+                block_number=view.block_number,
+                chain_id=view.chain_id,
+                contract_address=view.contract_address,
+                reward_wei=view.reward_wei if view.reward_tx_hash else None,
+                reward_tx_hash=view.reward_tx_hash,
+                anchor_error=view.anchor_error,
+            )
+        return data
+
+
+class SubmissionService:
+    """Reads batches through intake and records their valid records."""
+
+    def __init__(
+        self,
+        *,
+        ledger: CorpusLedger,
+        limits: IntakeLimits,
+        desensitizer: Callable[[], Desensitizer],
+        drain: Callable[[], list[dict[str, Any]]],
+        policy_version: Callable[[], str],
+    ) -> None:
+        self.ledger = ledger
+        self.limits = limits
+        self._desensitizer = desensitizer
+        self._drain = drain
+        self._policy_version = policy_version
+
+    def read_bytes(
+        self, data: bytes, *, source_name: str, institution_id: str, discipline: str | None = None
+    ) -> IntakeResult:
+        """Validate and desensitize a batch (nothing is recorded)."""
+        from ingest.intake import read_batch_bytes
+
+        return read_batch_bytes(
+            data,
+            source_name=source_name,
+            institution_id=institution_id,
+            default_discipline=discipline,
+            limits=self.limits,
+            desensitizer=self._desensitizer(),
+        )
+
+    def submit(
+        self,
+        path: Path,
+        *,
+        institution_id: str,
+        discipline: str | None = None,
+        strict: bool = False,
+        wait: bool = False,
+    ) -> SubmissionOutcome:
+        """Read the batch file at ``path`` and :meth:`submit_bytes` it."""
+        from ingest.intake import read_batch_file
+
+        data = read_batch_file(path, limits=self.limits)
+        return self.submit_bytes(
+            data,
+            source_name=Path(path).name,
+            institution_id=institution_id,
+            discipline=discipline,
+            strict=strict,
+            wait=wait,
+        )
+
+    def submit_bytes(
+        self,
+        data: bytes,
+        *,
+        source_name: str,
+        institution_id: str,
+        discipline: str | None = None,
+        strict: bool = False,
+        wait: bool = False,
+    ) -> SubmissionOutcome:
+        """Validate and desensitize a batch; record its valid records as one batch.
+
+        With ``strict`` a batch with any bad line records nothing. With ``wait`` the batch is
+        carried through governance, anchoring and rewarding before returning.
+        """
+        self.ledger.institution(institution_id)  # fail fast on an unknown institution
+        intake = self.read_bytes(
+            data, source_name=source_name, institution_id=institution_id, discipline=discipline
+        )
+        if not intake.records or (strict and not intake.ok):
+            return SubmissionOutcome(intake=intake, batch=None, view=None)
+        batch = self.ledger.submit_batch(
+            institution_id=institution_id,
+            source_name=intake.source,
+            records=[
+                RecordInput(
+                    canonical=r.fields.as_dict(), source_line=r.line, redactions=r.redactions
+                )
+                for r in intake.records
+            ],
+            rejected_at_intake=[i.to_dict() for i in intake.issues if i.is_error],
+            policy_version=self._policy_version(),
+        )
+        pipeline = self._drain() if wait else []
+        return SubmissionOutcome(
+            intake=intake, batch=batch, view=self.ledger.batch(batch.batch_id), pipeline=pipeline
+        )

@@ -1,0 +1,251 @@
+"""The event catalogue: every concrete event of the ledger, grouped by topic.
+
+Each class says *what happened* (past tense) and is registered once, with its topic and schema
+version, by :func:`~ledger.events.envelope.event`. A new schema version of an event registers an
+:func:`~ledger.events.envelope.upcaster` from the previous one, so stored envelopes still decode.
+"""
+
+# Every class here is a pydantic model, which copies a mutable default for each instance; ruff
+# cannot see that through the imported DomainEvent base.
+# ruff: noqa: RUF012
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ledger.events.envelope import DomainEvent, Topic, event
+
+# ---------------------------------------------------------------------------------------------
+# Institutions
+# ---------------------------------------------------------------------------------------------
+
+
+@event(topic=Topic.INSTITUTIONS)
+class InstitutionRegistered(DomainEvent):
+    institution_id: str
+    name: str
+    account: str
+    """Checksummed address that receives BYR rewards."""
+    academic_tx_hash: str | None = None
+
+
+@event(topic=Topic.INSTITUTIONS)
+class InstitutionDeactivated(DomainEvent):
+    institution_id: str
+    reason: str
+    academic_tx_hash: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus batches
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordEntry(BaseModel):
+    """One record as stored in the log: desensitized fields, salt and Merkle data (no raw PII)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    record_id: str
+    index: int
+    """Position of the record in the batch tree's input order."""
+    source_line: int | None = None
+    record: dict[str, str]
+    """The canonical record fields (see docs/PROVENANCE.md)."""
+    salt: str
+    """0x-prefixed 32-byte hex."""
+    record_hash: str
+    leaf: str
+    redactions: dict[str, int] = {}
+    """PII type -> number of replacements made at intake (never the values)."""
+
+
+@event(topic=Topic.CORPUS)
+class CorpusBatchSubmitted(DomainEvent):
+    batch_id: str
+    institution_id: str
+    source_name: str
+    """File name as given by the submitter (no directories)."""
+    merkle_root: str
+    metadata_hash: str
+    manifest: dict[str, Any]
+    records: list[RecordEntry]
+    rejected_at_intake: list[dict[str, Any]] = []
+    """Intake problems (location + field + message) of lines that did not become records."""
+
+
+@event(topic=Topic.CORPUS)
+class RecordGoverned(DomainEvent):
+    """Governance decision for one record (the per-record form of :class:`BatchGoverned`)."""
+
+    batch_id: str
+    record_id: str
+    accepted: bool
+    reasons: list[str]
+    scores: dict[str, float]
+
+
+@event(topic=Topic.CORPUS)
+class BatchGoverned(DomainEvent):
+    batch_id: str
+    institution_id: str
+    policy_version: str
+    accepted_record_ids: list[str]
+    rejected: dict[str, list[str]]
+    """record id -> machine-readable reasons."""
+    decisions: list[dict[str, Any]]
+    """Per-record scores, flags (with character spans) and reasons."""
+    contribution_score: float
+    reward_wei: str
+    """Decimal string; 0 when nothing was accepted."""
+
+
+@event(topic=Topic.CORPUS)
+class CorpusIndexExtended(DomainEvent):
+    """A governance decision added accepted records to the corpus that later batches are checked
+    against for near duplicates.
+
+    Appended to the one stream ``corpus-index`` together with the batch's ``BatchGoverned``, on
+    the version the deciding worker had indexed: two workers deciding at once cannot both extend
+    the corpus from the same version, so every decision saw every record accepted before it.
+    """
+
+    batch_id: str
+    record_ids: list[str]
+
+
+@event(topic=Topic.CORPUS)
+class RecordErased(DomainEvent):
+    """A record's text and salt were erased from every store we control; its leaf stays on chain."""
+
+    batch_id: str
+    record_id: str
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Chain effects
+# ---------------------------------------------------------------------------------------------
+
+
+@event(topic=Topic.CHAIN)
+class BatchAnchored(DomainEvent):
+    batch_id: str
+    merkle_root: str
+    metadata_hash: str
+    chain_id: int
+    contract_address: str
+    tx_hash: str
+    block_number: int
+
+
+@event(topic=Topic.CHAIN)
+class BatchAnchorFailed(DomainEvent):
+    """The chain refused the anchor for a reason retrying cannot fix (e.g. a duplicate root)."""
+
+    batch_id: str
+    error: str
+    detail: str
+
+
+@event(topic=Topic.REWARDS)
+class ContributionRewarded(DomainEvent):
+    batch_id: str
+    contribution_id: str
+    """0x bytes32 used on the BYR contract (``id_key(batch_id)``)."""
+    institution_id: str
+    account: str
+    amount_wei: str
+    academic_ref: str
+    """The batch Merkle root anchored on the academic chain."""
+    chain_id: int
+    contract_address: str
+    tx_hash: str
+    block_number: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Training runs
+# ---------------------------------------------------------------------------------------------
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunRequested(DomainEvent):
+    """Someone asked for a training run; a trainer worker picks it up."""
+
+    request_id: str
+    recipe: str
+    base_model: str
+    overrides: dict[str, Any] = {}
+    max_steps: int | None = None
+    disciplines: list[str] = []
+    languages: list[str] = []
+    institutions: list[str] = []
+    record_limit: int | None = None
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunCreated(DomainEvent):
+    run_id: str
+    recipe: str
+    method: str
+    base_model: str
+    config: dict[str, Any]
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunStarted(DomainEvent):
+    run_id: str
+    dataset_root: str
+    train_records: int
+    validation_records: int
+    resumed_from_step: int = 0
+
+
+@event(topic=Topic.TRAINING)
+class TrainingProgressed(DomainEvent):
+    run_id: str
+    step: int
+    loss: float
+    learning_rate: float
+    tokens_per_second: float
+    peak_memory_mb: float
+
+
+@event(topic=Topic.TRAINING)
+class CheckpointSaved(DomainEvent):
+    run_id: str
+    step: int
+    path: str
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunCompleted(DomainEvent):
+    run_id: str
+    adapter_dir: str
+    adapter_hash: str
+    recipe_hash: str
+    base_model_hash: str
+    dataset_root: str
+    final_loss: float
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunFailed(DomainEvent):
+    run_id: str
+    error: str
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunAnchored(DomainEvent):
+    run_id: str
+    dataset_root: str
+    adapter_hash: str
+    recipe_hash: str
+    base_model_hash: str
+    chain_id: int
+    contract_address: str
+    tx_hash: str
+    block_number: int
