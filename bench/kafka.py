@@ -1,15 +1,18 @@
-"""Kafka vs SQLite in one run: event-log produce/consume rates, then end-to-end pipeline latency.
+"""Kafka in one run: event-log rates and end-to-end latency against SQLite, then scale-out.
 
-Run: ``.venv/bin/python bench/kafka.py [--bootstrap host:port] [--events 20000] [--batches 10]``
-(a few minutes). Without ``--bootstrap`` (or ``BYR_TEST_KAFKA``) one local broker is started from
-the cached Maven jars for both parts and stopped at the end. It runs
+Run: ``.venv/bin/python bench/kafka.py [--bootstrap host:port] [--events 20000] [--batches 10]
+[--stream-records 5000]`` (about 20 minutes; ``--stream-records 0`` skips the third part, leaving
+a few minutes). Without ``--bootstrap`` (or ``BYR_TEST_KAFKA``) one local broker is started from
+the cached Maven jars for every part and stopped at the end. It runs
 
 1. ``bench/eventlog_kafka.py``: append (produce), replay and consumer-group (consume) events/s and
    append-to-visible latency, for the SQLite log and the Kafka log;
 2. ``bench/pipeline.py``: submit -> governed -> anchored latency p50/p99, SQLite log with the
    embedded chains vs Kafka log (consumer-group governance) with two anvil nodes;
+3. ``bench/governance_workers.py``: one ``--stream-records`` stream through one governance worker,
+   then through two, on Kafka and anvil;
 
-and writes both, with their Kafka/SQLite ratios, to ``bench/results/kafka.json``.
+and writes them, with their Kafka/SQLite and two/one-worker ratios, to ``bench/results/kafka.json``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def _sibling(name: str) -> ModuleType:
 
 eventlog_kafka = _sibling("eventlog_kafka")
 pipeline = _sibling("pipeline")
+governance_workers = _sibling("governance_workers")
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kafka.json"
 
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("BYR_TEST_KAFKA") or None)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--stream-records", type=int, default=5000, help="0: skip scale-out")
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="byr-bench-kafka-") as folder,
@@ -60,12 +65,21 @@ def main(argv: list[str] | None = None) -> int:
         eventlog_kafka.main(["--bootstrap", bootstrap, "--events", str(args.events)])
         print("== end to end: submit -> governed -> anchored", flush=True)
         pipeline.main(["--bootstrap", bootstrap, "--batches", str(args.batches)])
+        if args.stream_records:
+            print("== scale-out: one stream through one, then two governance workers", flush=True)
+            governance_workers.main(
+                ["--bootstrap", bootstrap, "--records", str(args.stream_records)]
+            )
     eventlog: dict[str, Any] = json.loads(eventlog_kafka.RESULTS.read_text())
     latency: dict[str, Any] = json.loads(pipeline.RESULTS.read_text())
-    summary = {
+    scale_out: dict[str, Any] | None = (
+        json.loads(governance_workers.RESULTS.read_text()) if args.stream_records else None
+    )
+    summary: dict[str, Any] = {
         "benchmark": "kafka",
         "eventlog": eventlog,
         "pipeline": latency,
+        "governance_workers": scale_out,
         "headline": {
             "produce_per_s": {
                 backend: eventlog[backend]["append_batched"]["per_s"]
@@ -80,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             },
             "submit_to_governed_s": {
                 setup: latency[setup]["governed_s"] for setup in ("sqlite_tester", "kafka_anvil")
+            },
+            "governed_records_per_s_by_workers": {
+                str(setup["governance_workers"]): setup["records_per_s"]
+                for setup in (scale_out or {}).get("setups", [])
             },
         },
     }
@@ -97,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{key:<22} p50 kafka {k['p50'] * 1000:7.0f} ms sqlite {s['p50'] * 1000:6.0f} ms"
             f" | p99 kafka {k['p99'] * 1000:7.0f} ms sqlite {s['p99'] * 1000:6.0f} ms"
         )
+    by_workers = head["governed_records_per_s_by_workers"]
+    if by_workers:
+        rates = "  ".join(f"{n} worker(s) {rate} records/s" for n, rate in by_workers.items())
+        print(f"{'governance scale-out':<22} {rates}")
     print(f"wrote {RESULTS}")
     return 0
 

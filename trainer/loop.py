@@ -1,72 +1,46 @@
-"""The training loop of one run: build the method, restore a checkpoint, step, save the output.
+"""One training run, step by step: build the method, tokenize the split, restore a checkpoint,
+run the optimization steps, write the adapter and its manifest.
 
-Called by :func:`trainer.job.run_training`, which owns the run folder and the run id. Per
-optimizer step: ``gradient_accumulation_steps`` micro-batches (forward, backward), gradient
-clipping, optimizer step, the method's ``after_optimizer_step`` hook, scheduler step; then a
-``TrainingProgressed`` event every ``log_every`` steps and a checkpoint every ``checkpoint_every``
-steps.
+Called by :func:`trainer.job.run_training`, which owns the run folder and the run id. The steps
+live in :mod:`trainer.steps` (optimizer, checkpoints, the step loop) and :mod:`trainer.output`
+(validation loss, adapter, manifest); this module fixes their order, which exact resume depends
+on: every generator is seeded before the method builds its model, and a checkpoint is restored
+only once the optimizer and scheduler it fills exist.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import resource
 import shutil
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ledger.events import (
-    CheckpointSaved,
-    DomainEvent,
-    TrainingProgressed,
-    TrainingRunCompleted,
-    TrainingRunStarted,
-)
-from trainer.architecture import fingerprint
-from trainer.checkpoint import (
-    TrainerState,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    remove_partial_checkpoints,
-    save_checkpoint,
-)
-from trainer.data import (
-    BatchStream,
-    DatasetSnapshotLike,
-    Example,
-    collate,
-    discipline_counts,
-    tokenize_records,
-)
-from trainer.errors import ResumeMismatch
-from trainer.manifest import (
-    MERGED_DIR,
-    AdapterInfo,
-    AdapterManifest,
-    BaseModelInfo,
-    DatasetInfo,
-    adapter_files,
-    adapter_hash,
-    write_manifest,
-)
+from ledger.events import TrainingRunCompleted, TrainingRunStarted
+from trainer.checkpoint import TrainerState, list_checkpoints
+from trainer.data import BatchStream, DatasetSnapshotLike, Example, tokenize_records
+from trainer.manifest import AdapterManifest
 from trainer.methods import method_spec
-from trainer.methods.runtime import MergeablePeftRuntime, MethodRuntime
+from trainer.methods.runtime import MethodRuntime
 from trainer.models import BaseModelRef
+from trainer.output import validation_loss_of, write_adapter
 from trainer.recipes import Recipe
+from trainer.steps import EventSink, build_optimization, restore_state, run_steps
 
-EventSink = Callable[[DomainEvent], None]
-"""Receives every lifecycle event of a run (the caller appends it to the event log)."""
 ADAPTER_DIR = "adapter"
+
+__all__ = [
+    "ADAPTER_DIR",
+    "EventSink",
+    "TrainingResult",
+    "total_steps_for",
+    "train_run",
+]
 
 
 @dataclass(frozen=True)
@@ -85,12 +59,6 @@ class TrainingResult:
     """The trained model in eval mode when ``return_model=True`` (else ``None``)."""
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def total_steps_for(recipe: Recipe, *, train_examples: int) -> int:
     """Optimizer steps of a run: ``max_steps``, else epochs x ceil(micro-batches / accumulation)."""
     training = recipe.training
@@ -98,58 +66,6 @@ def total_steps_for(recipe: Recipe, *, train_examples: int) -> int:
         return training.max_steps
     micro_batches = math.ceil(train_examples / training.batch_size)
     return training.epochs * math.ceil(micro_batches / training.gradient_accumulation_steps)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB.
-
-    Read from ``VmHWM`` in ``/proc/self/status`` where available: unlike ``ru_maxrss`` it starts
-    afresh at ``exec``, so a process started from a large parent does not inherit its peak.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def peak_memory_mb(device: str) -> float:
-    """Peak memory so far: CUDA allocator peak on a GPU, else the process's peak RSS."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return peak_rss_mb()
-
-
-def _batch_to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _pad_id(tokenizer: Any) -> int:
-    pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is None:
-        pad = getattr(tokenizer, "eos_token_id", None)
-    return int(pad or 0)
-
-
-def _validation_loss(
-    runtime: MethodRuntime, examples: list[Example], *, batch_size: int
-) -> float | None:
-    if not examples:
-        return None
-    model = runtime.model
-    model.eval()
-    pad = _pad_id(runtime.tokenizer)
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start : start + batch_size]
-            batch = _batch_to(collate(chunk, pad_token_id=pad), runtime.device)
-            total += float(model(**batch, use_cache=False).loss) * len(chunk)
-            count += len(chunk)
-    return total / count
 
 
 def train_run(
@@ -174,45 +90,19 @@ def train_run(
     hash must match: :class:`ResumeMismatch`). Emits TrainingRunStarted, TrainingProgressed,
     CheckpointSaved and TrainingRunCompleted through ``emit``; errors propagate to the caller.
     """
-    from transformers import get_scheduler
-
     training = recipe.training
     total_steps = total_steps_for(recipe, train_examples=len(train_records))
-    _seed_everything(training.seed)
-    runtime = method_spec(recipe.method).load_builder()(
-        recipe.method_config, base=base, total_steps=total_steps, device=device
+    runtime = _build_method(recipe, base=base, total_steps=total_steps, device=device)
+    train_examples = _tokenize(runtime, recipe, train_records)
+    val_examples = _tokenize(runtime, recipe, val_records)
+    optimization = build_optimization(runtime, training, total_steps=total_steps)
+    state = restore_state(
+        output_dir,
+        run_id=run_id,
+        recipe_hash=recipe.hash,
+        runtime=runtime,
+        optimization=optimization,
     )
-    tokenizer = runtime.tokenizer
-    pad_id = _pad_id(tokenizer)
-    train_examples, val_examples = (
-        tokenize_records(
-            records,
-            tokenizer,
-            max_seq_length=training.max_seq_length,
-            prompt_format=training.prompt_format,
-        )
-        for records in (train_records, val_records)
-    )
-
-    params = [p for _, p in runtime.trainable_parameters()]
-    optimizer = torch.optim.AdamW(
-        params, lr=training.learning_rate, weight_decay=training.weight_decay
-    )
-    scheduler = get_scheduler(
-        training.scheduler,
-        optimizer=optimizer,
-        num_warmup_steps=round(training.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
-    state = TrainerState(run_id=run_id, recipe_hash=recipe.hash)
-    remove_partial_checkpoints(output_dir)
-    checkpoint = latest_checkpoint(output_dir)
-    if checkpoint is not None:
-        state = load_checkpoint(
-            checkpoint, runtime=runtime, optimizer=optimizer, scheduler=scheduler
-        )
-        if state.run_id != run_id or state.recipe_hash != recipe.hash:
-            raise ResumeMismatch(f"checkpoint {checkpoint} belongs to another run or recipe")
     resumed_from = state.step
     stream = BatchStream(
         train_examples,
@@ -229,135 +119,66 @@ def train_run(
             resumed_from_step=resumed_from,
         )
     )
-    model = runtime.model
-    bar = tqdm(
-        total=total_steps,
-        initial=state.step,
-        disable=not progress,
-        desc=f"{recipe.method} {run_id[:8]}",
-        unit="step",
+    run_steps(
+        run_id=run_id,
+        recipe=recipe,
+        runtime=runtime,
+        optimization=optimization,
+        stream=stream,
+        state=state,
+        total_steps=total_steps,
+        output_dir=output_dir,
+        emit=emit,
+        progress=progress,
     )
-    try:
-        while state.step < total_steps:
-            started = time.perf_counter()
-            model.train()
-            step_loss, step_tokens = 0.0, 0
-            for _ in range(training.gradient_accumulation_steps):
-                batch = _batch_to(collate(stream.next_batch(), pad_token_id=pad_id), runtime.device)
-                loss = model(**batch, use_cache=False).loss
-                (loss / training.gradient_accumulation_steps).backward()
-                step_loss += float(loss.detach()) / training.gradient_accumulation_steps
-                step_tokens += int(batch["attention_mask"].sum())
-            if training.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm)
-            learning_rate = float(scheduler.get_last_lr()[0])
-            optimizer.step()
-            runtime.after_optimizer_step(state.step)
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            elapsed = time.perf_counter() - started
-
-            state.step += 1
-            state.data_position = stream.position
-            state.losses.append(step_loss)
-            state.learning_rates.append(learning_rate)
-            state.tokens_seen += step_tokens
-            state.train_seconds += elapsed
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}")
-            if state.step % training.log_every == 0 or state.step == total_steps:
-                emit(
-                    TrainingProgressed(
-                        run_id=run_id,
-                        step=state.step,
-                        loss=step_loss,
-                        learning_rate=learning_rate,
-                        tokens_per_second=step_tokens / elapsed if elapsed > 0 else 0.0,
-                        peak_memory_mb=peak_memory_mb(runtime.device),
-                    )
-                )
-            if (
-                training.checkpoint_every
-                and state.step % training.checkpoint_every == 0
-                and state.step < total_steps
-            ):
-                path = save_checkpoint(
-                    output_dir,
-                    state=state,
-                    runtime=runtime,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    keep=training.keep_checkpoints,
-                )
-                emit(CheckpointSaved(run_id=run_id, step=state.step, path=str(path)))
-    finally:
-        bar.close()
-
-    validation_loss = _validation_loss(runtime, val_examples, batch_size=training.batch_size)
-    adapter_dir = output_dir / ADAPTER_DIR
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    adapter_dir.mkdir(parents=True)
-    runtime.save(adapter_dir)
-    digest = adapter_hash(adapter_dir)
-    trained = runtime.model
-    if merge:
-        assert isinstance(runtime, MergeablePeftRuntime)
-        trained = runtime.save_merged(adapter_dir / MERGED_DIR)
-    manifest = _manifest(
+    return _finish(
         run_id=run_id,
         recipe=recipe,
         runtime=runtime,
         base=base,
         base_hash=base_hash,
         snapshot=snapshot,
+        train_records=train_records,
         train_examples=train_examples,
         val_examples=val_examples,
-        train_records=train_records,
-        adapter_dir=adapter_dir,
-        adapter_digest=digest,
         state=state,
-        validation_loss=validation_loss,
         total_steps=total_steps,
-    )
-    write_manifest(adapter_dir, manifest)
-    for old in list_checkpoints(output_dir):
-        shutil.rmtree(old, ignore_errors=True)
-    emit(
-        TrainingRunCompleted(
-            run_id=run_id,
-            adapter_dir=str(adapter_dir),
-            adapter_hash=digest,
-            recipe_hash=recipe.hash,
-            base_model_hash=base_hash,
-            dataset_root=snapshot.dataset_root,
-            final_loss=state.losses[-1],
-        )
-    )
-    return TrainingResult(
-        adapter_dir=adapter_dir,
-        run_id=run_id,
-        final_loss=state.losses[-1],
-        losses=list(state.losses),
-        validation_loss=validation_loss,
-        manifest=manifest,
-        resumed_from_step=resumed_from,
-        model=trained.eval() if return_model else None,
+        resumed_from=resumed_from,
+        output_dir=output_dir,
+        emit=emit,
+        merge=merge,
+        return_model=return_model,
     )
 
 
-def _software_versions() -> dict[str, str]:
-    import peft
-    import transformers
-
-    return {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-    }
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
-def _manifest(
+def _build_method(
+    recipe: Recipe, *, base: BaseModelRef, total_steps: int, device: str | None
+) -> MethodRuntime:
+    """Seed every generator with the recipe's seed, then let the method prepare its model (the
+    adapter weights it initializes depend on the seed)."""
+    _seed_everything(recipe.training.seed)
+    build = method_spec(recipe.method).load_builder()
+    return build(recipe.method_config, base=base, total_steps=total_steps, device=device)
+
+
+def _tokenize(
+    runtime: MethodRuntime, recipe: Recipe, records: list[Mapping[str, Any]]
+) -> list[Example]:
+    return tokenize_records(
+        records,
+        runtime.tokenizer,
+        max_seq_length=recipe.training.max_seq_length,
+        prompt_format=recipe.training.prompt_format,
+    )
+
+
+def _finish(
     *,
     run_id: str,
     recipe: Recipe,
@@ -365,51 +186,58 @@ def _manifest(
     base: BaseModelRef,
     base_hash: str,
     snapshot: DatasetSnapshotLike,
+    train_records: list[Mapping[str, Any]],
     train_examples: list[Example],
     val_examples: list[Example],
-    train_records: list[Mapping[str, Any]],
-    adapter_dir: Path,
-    adapter_digest: str,
     state: TrainerState,
-    validation_loss: float | None,
     total_steps: int,
-) -> AdapterManifest:
-    peft_config = getattr(runtime.model, "peft_config", None)
-    peft_type = str(peft_config["default"].peft_type.value) if peft_config else None
-    return AdapterManifest(
+    resumed_from: int,
+    output_dir: Path,
+    emit: EventSink,
+    merge: bool,
+    return_model: bool,
+) -> TrainingResult:
+    """Evaluate, write the adapter with its manifest, drop the checkpoints it supersedes, emit
+    TrainingRunCompleted."""
+    validation_loss = validation_loss_of(
+        runtime, val_examples, batch_size=recipe.training.batch_size
+    )
+    written = write_adapter(
+        output_dir / ADAPTER_DIR,
         run_id=run_id,
-        method=recipe.method.value,
-        method_config=recipe.method_config.to_dict(),
-        method_details=runtime.describe(),
-        recipe=recipe.resolved(),
-        recipe_hash=recipe.hash,
-        base_model=BaseModelInfo(
-            name=base.name, hash=base_hash, fingerprint=fingerprint(runtime.model)
-        ),
-        dataset=DatasetInfo(
-            root=snapshot.dataset_root,
-            train_record_ids=[e.record_id for e in train_examples],
-            validation_record_ids=[e.record_id for e in val_examples],
-            discipline_counts=discipline_counts(train_records),
-            snapshot_manifest=dict(snapshot.manifest),
-        ),
-        adapter=AdapterInfo(
-            format=runtime.output_format,
-            peft_type=peft_type,
-            hash=adapter_digest,
-            files=adapter_files(adapter_dir),
-        ),
-        metrics={
-            "steps": state.step,
-            "total_steps": total_steps,
-            "final_loss": state.losses[-1],
-            "losses": state.losses,
-            "learning_rates": state.learning_rates,
-            "validation_loss": validation_loss,
-            "tokens_seen": state.tokens_seen,
-            "train_seconds": round(state.train_seconds, 3),
-            "peak_memory_mb": round(peak_memory_mb(runtime.device), 1),
-        },
-        created_at=datetime.now(UTC).isoformat(),
-        software=_software_versions(),
+        recipe=recipe,
+        runtime=runtime,
+        base=base,
+        base_hash=base_hash,
+        snapshot=snapshot,
+        train_records=train_records,
+        train_examples=train_examples,
+        val_examples=val_examples,
+        state=state,
+        validation_loss=validation_loss,
+        total_steps=total_steps,
+        merge=merge,
+    )
+    for old in list_checkpoints(output_dir):
+        shutil.rmtree(old, ignore_errors=True)
+    emit(
+        TrainingRunCompleted(
+            run_id=run_id,
+            adapter_dir=str(written.adapter_dir),
+            adapter_hash=written.digest,
+            recipe_hash=recipe.hash,
+            base_model_hash=base_hash,
+            dataset_root=snapshot.dataset_root,
+            final_loss=state.losses[-1],
+        )
+    )
+    return TrainingResult(
+        adapter_dir=written.adapter_dir,
+        run_id=run_id,
+        final_loss=state.losses[-1],
+        losses=list(state.losses),
+        validation_loss=validation_loss,
+        manifest=written.manifest,
+        resumed_from_step=resumed_from,
+        model=written.model.eval() if return_model else None,
     )

@@ -1,7 +1,8 @@
 """Behaviour every event log backend must show.
 
 A backend's test module subclasses :class:`EventLogSuite` and implements :meth:`create_log` (and
-:meth:`reopen_log` where the backend persists), e.g.::
+:meth:`reopen_log` where the backend persists, :meth:`url_for_other_processes` where other processes
+can open its storage), e.g.::
 
     class TestSQLiteEventLog(EventLogSuite):
         def create_log(self) -> EventLog:
@@ -10,7 +11,10 @@ A backend's test module subclasses :class:`EventLogSuite` and implements :meth:`
 
 from __future__ import annotations
 
+import os
 import queue
+import subprocess
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -25,6 +29,7 @@ from ledger.eventlog import (
     EventLog,
     EventLogClosed,
     StreamAppend,
+    open_event_log,
 )
 from ledger.events import (
     ZERO_HASH,
@@ -37,6 +42,8 @@ from ledger.events import (
     event,
     upcaster,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # -- test-only events ---------------------------------------------------------------------------
 
@@ -123,6 +130,16 @@ class EventLogSuite(ABC):
     def reopen_log(self) -> EventLog:
         """Another handle on the storage of the last :meth:`create_log`; skip if not persistent."""
         pytest.skip("backend does not persist")
+
+    def url_for_other_processes(self) -> str:
+        """The URL another process opens to reach the storage :meth:`create_log` uses; skip where
+        that storage lives inside this process."""
+        pytest.skip("the backend's storage lives in this process: no other process can open it")
+
+    race_rounds: ClassVar[int] = 20
+    """Streams the two writer processes race to create (one winner each)."""
+    race_shared_appends: ClassVar[int] = 30
+    """Events each writer process then appends to one shared stream, retrying on conflicts."""
 
     @pytest.fixture(autouse=True)
     def _tmp(self, tmp_path: Path) -> None:
@@ -466,3 +483,89 @@ class EventLogSuite(ABC):
                 second.append("batch-a", notes("stale"), expected_version=0)
             second.append("batch-a", notes("from second"), expected_version=1)
             assert texts_of(list(first.read_stream("batch-a"))) == ["from first", "from second"]
+
+    # -- several processes -----------------------------------------------------------------------
+
+    def test_two_processes_racing_have_one_winner_per_stream_and_lose_nothing(self) -> None:
+        url = self.url_for_other_processes()
+        self.create_log().close()  # the storage exists before the writers race to open it
+        rounds, shared = self.race_rounds, self.race_shared_appends
+        children = [_spawn_racer(url, name, rounds=rounds, shared=shared) for name in ("p1", "p2")]
+        try:
+            for child in children:
+                assert child.stdout is not None and child.stdout.readline() == "ready\n"
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            outputs = [child.communicate(timeout=240)[0].split("\n") for child in children]
+        finally:
+            for child in children:
+                child.kill()
+        assert [child.returncode for child in children] == [0, 0]
+
+        for r in range(rounds):
+            results = sorted(
+                line.split()[0] for out in outputs for line in out if line.endswith(f" {r}")
+            )
+            assert results == ["conflict", "win"], (r, results)
+        with open_event_log(url) as log:
+            for r in range(rounds):
+                assert log.stream_version(f"batch-race-{r}") == 1
+            shared_texts = texts_of(list(log.read_stream("batch-shared")))
+            assert sorted(shared_texts) == sorted(
+                f"{p}-{i}" for p in ("p1", "p2") for i in range(shared)
+            )
+            for p in ("p1", "p2"):
+                assert [t for t in shared_texts if t.startswith(f"{p}-")] == [
+                    f"{p}-{i}" for i in range(shared)
+                ]
+            assert log.verify_integrity().ok
+
+
+# -- the writer processes of the race ------------------------------------------------------------
+
+_RACER = "import sys; from tests.ledger.eventlog_suite import racer_main; racer_main(sys.argv)"
+
+
+def _spawn_racer(url: str, name: str, *, rounds: int, shared: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _RACER, url, name, str(rounds), str(shared)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
+def racer_main(argv: list[str]) -> None:
+    """Entry point of a writer process: ``URL NAME ROUNDS SHARED``.
+
+    Says ``ready`` once its log is open and warm, waits for a line on stdin, then tries to create
+    each ``batch-race-R`` stream (printing ``win R`` or ``conflict R``) and appends ``NAME-I`` to
+    ``batch-shared`` SHARED times, retrying each append on a conflict; ``done`` at the end.
+    """
+    url, name, rounds, shared = argv[1], argv[2], int(argv[3]), int(argv[4])
+    out = sys.stdout
+    with open_event_log(url) as log:
+        log.stream_version("batch-warmup")  # connect now, not during the race
+        out.write("ready\n")
+        out.flush()
+        sys.stdin.readline()
+        for r in range(rounds):
+            try:
+                log.append(f"batch-race-{r}", notes(name), expected_version=0)
+                out.write(f"win {r}\n")
+            except ConcurrencyConflict:
+                out.write(f"conflict {r}\n")
+            out.flush()
+        for i in range(shared):
+            while True:
+                try:
+                    version = log.stream_version("batch-shared")
+                    log.append("batch-shared", notes(f"{name}-{i}"), expected_version=version)
+                    break
+                except ConcurrencyConflict:
+                    continue
+        out.write("done\n")
