@@ -2,11 +2,17 @@
 
 The fast keccak backend, and Hugging Face libraries that never reach for the network: models ship
 in packages, nothing is downloaded at run time. Values already set in the environment win.
+
+The process umask gains :data:`ledger.files.PRIVATE_UMASK`: everything written under ``BYR_HOME``
+(event log, state, chains, governance caches, adapters), by this process or by the nodes and
+brokers it starts, is owner-only. A stricter umask already in place is kept.
 """
 
 from __future__ import annotations
 
 import os
+
+from ledger.files import restrict_umask
 
 PROCESS_DEFAULTS: dict[str, str] = {
     "ETH_HASH_BACKEND": "pysha3",
@@ -19,6 +25,7 @@ PROCESS_DEFAULTS: dict[str, str] = {
 
 
 def apply_process_defaults() -> None:
-    """Set each default that the environment does not set already."""
+    """Set each default that the environment does not set already, and narrow the umask."""
     for name, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    restrict_umask()

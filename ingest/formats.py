@@ -17,7 +17,9 @@ skipped.
 
 Bytes that are not UTF-8 are reported with their line and byte offset (0-based, counted from the
 start of the line and of the file) and only the line or element that holds them is dropped. Nothing
-here raises on bad input: every problem becomes an :class:`~ingest.records.IntakeIssue`.
+here raises on bad input: every problem becomes an :class:`~ingest.records.IntakeIssue`, whose
+message says where and which rule, never what was there (see :mod:`ingest.validation`): a syntax
+error names the JSON decoder's rule and what kind of token was found, not the token.
 """
 
 from __future__ import annotations
@@ -66,10 +68,51 @@ def _may_nest_deeper(text: str, limit: int) -> bool:
 
 
 _BOM = b"\xef\xbb\xbf"
+# Python refuses to convert integers longer than sys.get_int_max_str_digits() (4300 by default)
+# and raises ValueError, not JSONDecodeError.
+_TOO_MANY_DIGITS = "invalid JSON: a number has too many digits"
 _JSON_WS = " \t\r\n"
 _SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
 # Where reading may resume after a syntax error: a "{" starting a line or following a comma.
 _RESYNC = re.compile(r"(?:^|,)[ \t\r]*(\{)", re.MULTILINE)
+
+# The json module's syntax error messages. Messages are matched by prefix and cut to it: the pure
+# Python decoder appends the offending character or escape ("Invalid \\escape: 'q'").
+_DECODER_RULES = (
+    "Expecting value",
+    "Expecting ',' delimiter",
+    "Expecting ':' delimiter",
+    "Expecting property name enclosed in double quotes",
+    "Unterminated string starting at",
+    "Invalid control character",
+    "Invalid \\uXXXX escape",
+    "Invalid \\escape",
+    "Extra data",
+    "Illegal trailing comma before end of object",
+    "Illegal trailing comma before end of array",
+)
+_STRUCTURAL = frozenset("[]{},:")
+
+
+def _decoder_rule(message: str) -> str:
+    """The decoder's rule in ``message`` with nothing of the document in it."""
+    for rule in _DECODER_RULES:
+        if message.startswith(rule):
+            return rule
+    return "syntax error"
+
+
+def _token_kind(char: str) -> str:
+    """What a token starting with ``char`` is, for messages; only JSON punctuation is shown."""
+    if char in _STRUCTURAL:
+        return repr(char)
+    if char == '"':
+        return "a string"
+    if char == "-" or char.isdigit():
+        return "a number"
+    if char in "tfn":
+        return "a literal such as true, false or null"
+    return "a character that cannot start a JSON value"
 
 
 class BatchFormat(StrEnum):
@@ -277,7 +320,12 @@ class _JsonlReader(_Reader):
                     line=line_no,
                     index=index,
                     code=IssueCode.INVALID_JSON,
-                    detail=f"invalid JSON at column {e.colno}: {e.msg}",
+                    detail=f"invalid JSON at column {e.colno}: {_decoder_rule(e.msg)}",
+                )
+                continue
+            except ValueError:
+                self.issue(
+                    line=line_no, index=index, code=IssueCode.INVALID_JSON, detail=_TOO_MANY_DIGITS
                 )
                 continue
             except RecursionError:
@@ -342,7 +390,7 @@ class _JsonArrayReader(_Reader):
                 line=self.line_of(pos),
                 index=None,
                 code=IssueCode.NOT_AN_ARRAY,
-                detail=f"expected a JSON array of objects ('['), found {text[pos]!r}",
+                detail=f"expected a JSON array of objects ('['), found {_token_kind(text[pos])}",
             )
             return self.result()
         pos += 1
@@ -386,7 +434,7 @@ class _JsonArrayReader(_Reader):
                     index=None,
                     code=IssueCode.INVALID_JSON,
                     detail=f"invalid JSON: expected ',' or ']' after the element at index "
-                    f"{self.seen - 1}, found {text[pos]!r}",
+                    f"{self.seen - 1}, found {_token_kind(text[pos])}",
                 )
                 if text[pos] != "{":
                     resumed = self._resync(pos)
@@ -413,9 +461,12 @@ class _JsonArrayReader(_Reader):
                 line=line,
                 index=index,
                 code=IssueCode.INVALID_JSON,
-                detail=f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
+                detail=f"invalid JSON at line {e.lineno}, column {e.colno}: {_decoder_rule(e.msg)}",
             )
             return self._resumed(max(e.pos, pos + 1))
+        except ValueError:
+            self.issue(line=line, index=index, code=IssueCode.INVALID_JSON, detail=_TOO_MANY_DIGITS)
+            return self._resumed(pos + 1)
         except RecursionError:
             self.issue(
                 line=line,
@@ -455,7 +506,7 @@ class _JsonArrayReader(_Reader):
                 ):
                     raise RecursionError
                 _, end = self.decoder.raw_decode(self.text, start)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):
                 continue
             following = self.skip_ws(end)
             if following >= len(self.text) or self.text[following] in ",]":

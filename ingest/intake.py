@@ -36,8 +36,7 @@ from ingest.validation import (
     normalize_text,
     validate_batch,
 )
-from ledger.errors import InvalidInstitutionId
-from ledger.ids import require_institution_id
+from ledger.ids import INSTITUTION_ID_RULE, is_valid_institution_id
 
 __all__ = [
     "Desensitizer",
@@ -135,8 +134,9 @@ def read_batch(
     """Read the batch file at ``path`` (format from its name and content unless ``fmt`` is given).
 
     Raises :class:`~ingest.errors.BatchUnreadable` when the file cannot be read and
-    :class:`~ingest.errors.InvalidIntakeArgument` for a bad institution id or default discipline;
-    every problem inside the file is an issue of the result instead.
+    :class:`~ingest.errors.InvalidIntakeArgument` for a bad institution id or default discipline
+    (naming the rule, not the value); every problem inside the file is an issue of the result
+    instead, located but never quoting the submitted text (see :mod:`ingest.validation`).
     """
     _check_arguments(institution_id=institution_id, default_discipline=default_discipline)
     return read_batch_bytes(
@@ -213,16 +213,20 @@ def read_batch_bytes(
 def _check_arguments(
     *, institution_id: str, default_discipline: Discipline | str | None
 ) -> Discipline | None:
-    try:
-        require_institution_id(institution_id)
-    except InvalidInstitutionId as e:
-        raise InvalidIntakeArgument(str(e)) from e
+    # The messages name the rule, never the value: an argument may come straight from a request
+    # (see ingest.validation), and these errors are logged and returned to clients.
+    if not is_valid_institution_id(institution_id):
+        raise InvalidIntakeArgument(f"invalid institution id: expected {INSTITUTION_ID_RULE}")
     if default_discipline is None or isinstance(default_discipline, Discipline):
         return default_discipline
-    try:
-        return Discipline.parse(default_discipline)
-    except ValueError as e:
-        raise InvalidIntakeArgument(f"default discipline: {e}") from e
+    discipline = Discipline.lookup(default_discipline)
+    if discipline is None:
+        accepted = ", ".join(d.value for d in Discipline)
+        raise InvalidIntakeArgument(
+            f"unknown default discipline; expected one of {accepted} "
+            "(or their English or Chinese names)"
+        )
+    return discipline
 
 
 def _submitted(

@@ -64,11 +64,15 @@ class _NamedVocabulary(StrEnum):
 
     @classmethod
     def parse(cls, name: str) -> Self:
-        """Like :meth:`lookup`, but raises ``ValueError`` naming the accepted values."""
+        """Like :meth:`lookup`, but raises ``ValueError`` naming the accepted values (never
+        ``name``: it is submitter text, and error messages end up in logs)."""
         member = cls.lookup(name)
         if member is None:
             accepted = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown {cls.__name__} {name!r}; expected one of: {accepted}")
+            raise ValueError(
+                f"unknown {cls.__name__}; expected one of: {accepted} "
+                "(or their English or Chinese names)"
+            )
         return member
 
 
@@ -196,6 +200,7 @@ class IssueCode(StrEnum):
     UNKNOWN_TASK_TYPE = "unknown_task_type"
     INVALID_LICENSE = "invalid_license"
     DUPLICATE_IN_BATCH = "duplicate_in_batch"
+    NUL_CHARACTER = "nul_character"
 
 
 WARNING_CODES: frozenset[IssueCode] = frozenset({IssueCode.UNKNOWN_FIELD})
@@ -212,7 +217,9 @@ class IntakeIssue:
     ``index`` is the 0-based position of the item in the batch (the array index for a JSON array,
     the count of non-blank lines before it for JSONL); ``field`` names the offending field. Each is
     ``None`` when it does not apply. ``message`` is complete on its own, e.g.
-    ``sample.jsonl:14: field 'output': expected a string, got number``.
+    ``sample.jsonl:14: field 'output': expected a string, got number``. Neither ``message`` nor
+    ``field`` ever holds submitted text (see :mod:`ingest.validation`): issues are stored in the
+    event log and served by the API.
     """
 
     source: str

@@ -20,10 +20,26 @@ Alpaca-style exports often carry extra keys (``id``, ``history``, ``system``). `
 ``institution_id`` are such fields too: intake computes the first and takes the second from the
 submitting institution.
 
-Texts are stored with surrounding whitespace removed and ``\\r\\n`` turned into ``\\n``; lengths are
-counted in characters after that. Two records are duplicates when their instruction, input and
-output are equal after NFKC normalization, case folding and collapsing whitespace; the later one is
-reported.
+Texts are stored with surrounding whitespace removed, ``\\r\\n`` turned into ``\\n`` and the bidi
+embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069) removed: they can make a
+stored text display differently from what it holds (and hide personal data from the desensitizer's
+patterns). Lengths are counted in characters after that. A text holding NUL (U+0000) is rejected
+(``nul_character``) rather than cleaned: a NUL in a text field usually means binary content pasted
+or converted by mistake, which the submitter should look at. Two records are duplicates when their
+instruction, input and output are equal after NFKC normalization, case folding and collapsing
+whitespace; the later one is reported.
+
+Messages say where, never what. An issue names the file, line, index, field and the rule broken;
+it never repeats submitted text, because issues are stored in the event log (which is immutable)
+and served by the API, and a bad value is as likely as any other to be personal data. Where it
+helps, a message lists the *accepted* values instead. A field name is submitter text too: an
+unknown field is named (in the message and in ``IntakeIssue.field``) only when its name is one of
+:data:`NAMED_EXTRA_FIELDS`, a fixed list of keys that common exports carry; any other unknown field
+is counted, one issue per record, without its name. A pattern such as ``^[A-Za-z_]\\w{0,40}$`` was
+not used for this: a romanized name (``zhang_san``) or an account token matches it. The same holds
+for repeated keys. Messages may show one byte or UTF-16 code unit that is *not* text (an invalid
+UTF-8 byte, an unpaired surrogate): it says which encoding problem the file has and cannot spell a
+value.
 """
 
 from __future__ import annotations
@@ -48,12 +64,22 @@ from ingest.records import (
 
 TEXT_FIELDS = ("instruction", "input", "output")
 ACCEPTED_FIELDS = (*TEXT_FIELDS, "discipline", "task_type", "license")
-_COMPUTED_FIELDS = {
+_ACCEPTED_LIST = ", ".join(ACCEPTED_FIELDS)
+NAMED_EXTRA_FIELDS: dict[str, str] = {
     "language": "intake detects the language itself",
     "institution_id": "the institution is the one that submits the batch",
+    **{
+        name: f"accepted fields are {_ACCEPTED_LIST}"
+        for name in ("id", "history", "system", "category", "source", "tags", "metadata", "text")
+    },
 }
+"""Unknown fields that messages name, with why they are ignored. These names are ours, not the
+submitter's: any other unknown field is counted without its name (see the module docstring)."""
 _LICENSE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+\-]{0,63}$")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_FIELD_SPELLING = re.compile(r"[\s\-]+")
+_NAMES_WITHHELD = "names not repeated: a field name may be personal data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +148,12 @@ def json_type_name(value: Any) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """The stored form of a text: ``\\r\\n`` and ``\\r`` become ``\\n``; outer spaces removed."""
+    """The stored form of a text: bidi embedding, override and isolate controls (U+202A-U+202E,
+    U+2066-U+2069) and NUL removed; ``\\r\\n`` and ``\\r`` become ``\\n``; outer spaces removed.
+
+    Intake rejects a text with NUL before it gets here; removing it too keeps this function safe
+    for texts from elsewhere (a desensitizer's output)."""
+    text = _BIDI_CONTROLS.sub("", text).replace("\0", "")
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
@@ -185,6 +216,15 @@ class _ItemCheck:
                 field=name,
             )
             return None
+        nul = value.find("\0")
+        if nul >= 0:
+            self.add(
+                IssueCode.NUL_CHARACTER,
+                f"contains a NUL character (U+0000) at character {nul}; text fields may not hold "
+                "NUL, which usually means binary content",
+                field=name,
+            )
+            return None
         text = normalize_text(value)
         if required and not text:
             self.add(IssueCode.EMPTY_FIELD, "must not be empty", field=name)
@@ -229,13 +269,7 @@ def validate_item(
         check.add(IssueCode.NOT_AN_OBJECT, f"expected a JSON object, got {json_type_name(obj)}")
         return None, check.issues
 
-    for key in item.duplicate_keys:
-        check.add(IssueCode.DUPLICATE_KEY, "appears more than once in the object", field=key)
-    for key in obj:
-        if key in ACCEPTED_FIELDS:
-            continue
-        why = _COMPUTED_FIELDS.get(key, f"accepted fields are {', '.join(ACCEPTED_FIELDS)}")
-        check.add(IssueCode.UNKNOWN_FIELD, f"unknown field, ignored ({why})", field=key)
+    _check_keys(check, obj, item.duplicate_keys)
 
     instruction = check.text(obj, "instruction", required=True)
     input_text = check.text(obj, "input", required=False)
@@ -249,7 +283,7 @@ def validate_item(
             accepted = ", ".join(d.value for d in Discipline)
             check.add(
                 IssueCode.UNKNOWN_DISCIPLINE,
-                f"unknown discipline {discipline_name!r}; expected one of {accepted} "
+                f"unknown discipline; expected one of {accepted} "
                 "(or their English or Chinese names)",
                 field="discipline",
             )
@@ -268,7 +302,8 @@ def validate_item(
             accepted = ", ".join(t.value for t in TaskType)
             check.add(
                 IssueCode.UNKNOWN_TASK_TYPE,
-                f"unknown task type {task_name!r}; expected one of {accepted}",
+                f"unknown task type; expected one of {accepted} "
+                "(or their English or Chinese names)",
                 field="task_type",
             )
 
@@ -280,8 +315,8 @@ def validate_item(
             license_id = None
             check.add(
                 IssueCode.INVALID_LICENSE,
-                f"{license_name!r} is not a license identifier (use one SPDX-style id such as "
-                f"{DEFAULT_LICENSE}, at most 64 characters)",
+                "not a license identifier: expected one SPDX-style id such as "
+                f"{DEFAULT_LICENSE} (letters, digits, '.', '+' and '-', at most 64 characters)",
                 field="license",
             )
 
@@ -315,6 +350,54 @@ def validate_item(
         license=license_id,
     )
     return valid, check.issues
+
+
+def _check_keys(check: _ItemCheck, obj: dict[str, Any], repeated: tuple[str, ...]) -> None:
+    """Issues for repeated and unknown keys, naming only keys from our own vocabularies."""
+    unnamed_repeats = 0
+    for key in repeated:
+        if key in ACCEPTED_FIELDS or key in NAMED_EXTRA_FIELDS:
+            check.add(IssueCode.DUPLICATE_KEY, "appears more than once in the object", field=key)
+        else:
+            unnamed_repeats += 1
+    if unnamed_repeats:
+        check.add(
+            IssueCode.DUPLICATE_KEY,
+            f"{_count(unnamed_repeats, 'field')} other than the accepted ones "
+            f"{'appears' if unnamed_repeats == 1 else 'appear'} more than once in the object "
+            f"({_NAMES_WITHHELD})",
+        )
+    unnamed: list[str] = []
+    for key in obj:
+        if key in ACCEPTED_FIELDS:
+            continue
+        why = NAMED_EXTRA_FIELDS.get(key)
+        if why is None:
+            unnamed.append(key)
+        else:
+            check.add(IssueCode.UNKNOWN_FIELD, f"unknown field, ignored ({why})", field=key)
+    if unnamed:
+        detail = f"{_count(len(unnamed), 'unknown field')} ignored ({_NAMES_WITHHELD})"
+        lookalikes = sorted(
+            {spelled for spelled in map(_accepted_spelling, unnamed) if spelled is not None},
+            key=ACCEPTED_FIELDS.index,
+        )
+        if lookalikes:
+            detail += (
+                f"; among them, {', '.join(lookalikes)} written in another case or with spaces "
+                "or dashes"
+            )
+        check.add(IssueCode.UNKNOWN_FIELD, f"{detail}; accepted fields are {_ACCEPTED_LIST}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _accepted_spelling(key: str) -> str | None:
+    """The accepted field ``key`` is a variant of (``"Instruction"``, ``"task-type"``), if any."""
+    folded = _FIELD_SPELLING.sub("_", key.strip().casefold())
+    return folded if folded in ACCEPTED_FIELDS else None
 
 
 def validate_batch(

@@ -257,7 +257,7 @@ class CorpusLedger:
             view = get_institution(conn, institution_id)
         if view is None:
             raise NotFound(
-                f"institution {institution_id!r} is not registered "
+                "the institution is not registered "
                 "(see `byr institution list` / `byr institution add`)"
             )
         return view

@@ -52,9 +52,7 @@ def require_institution_id(value: str) -> InstitutionId:
     """``value`` as an institution id; raises :class:`~ledger.errors.InvalidInstitutionId`
     naming the rule when it is not a well-formed slug."""
     if not is_valid_institution_id(value):
-        raise InvalidInstitutionId(
-            f"invalid institution id {value!r}: expected {INSTITUTION_ID_RULE}"
-        )
+        raise InvalidInstitutionId(f"invalid institution id: expected {INSTITUTION_ID_RULE}")
     return InstitutionId(value)
 
 

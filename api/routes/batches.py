@@ -74,7 +74,10 @@ def upload_name(name: str | None) -> str:
         or len(label.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES
         or any(unicodedata.category(c) in ("Cc", "Cs") for c in label)
     ):
-        raise UploadRejected(f"unusable file name {name!r}")
+        raise UploadRejected(
+            "unusable file name: it needs a last component of at most 200 bytes, without"
+            " control characters"
+        )
     return label
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ingest.governance.errors import GovernanceError
+from ledger.files import private_database
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -123,11 +124,12 @@ class EmbeddingCache:
 
     ``path=None`` keeps the cache in memory for the life of the object. The file may be shared by
     several processes (WAL mode, ``INSERT OR IGNORE``: the vector of a given key never changes).
+    The file and its folder are owner-only (see :mod:`ledger.files`).
     """
 
     def __init__(self, path: Path | None) -> None:
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_database(path)
         self._conn = sqlite3.connect(
             ":memory:" if path is None else str(path), check_same_thread=False, timeout=30.0
         )

@@ -48,6 +48,7 @@ from web3.types import RPCEndpoint, RPCResponse
 from ledger.chain.accounts import DEV_BALANCE_WEI, DEV_PRIVATE_KEYS
 from ledger.chain.errors import ChainMismatch, TransactionRejected
 from ledger.chain.sqlite_kv import SqliteKV
+from ledger.files import private_database
 
 #: Format tag stored in a state file; a file with another tag is refused rather than misread.
 _FORMAT = "byr-tester-chain/1"
@@ -303,6 +304,7 @@ def open_embedded(*, chain_id: int, state_path: Path | None = None) -> EmbeddedP
 
     With ``state_path`` the chain lives in that SQLite file: created with a fresh genesis when
     absent, reloaded otherwise. Raises :class:`ChainMismatch` when the file holds another chain id.
+    The file and its folder are owner-only (see :mod:`ledger.files`).
     """
     cls = chain_class(chain_id)
     store: SqliteKV | None = None
@@ -310,7 +312,7 @@ def open_embedded(*, chain_id: int, state_path: Path | None = None) -> EmbeddedP
     if state_path is None:
         chain = _from_genesis(cls, AtomicDB(MemoryDB()))
     else:
-        store = SqliteKV(state_path)
+        store = SqliteKV(private_database(state_path))
         store.begin()
         try:
             if store.is_empty():

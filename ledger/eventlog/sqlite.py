@@ -45,6 +45,7 @@ from ledger.eventlog.base import (
     validate_appends,
 )
 from ledger.events import ZERO_HASH, Envelope
+from ledger.files import private_database
 
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 
@@ -100,7 +101,10 @@ def _envelope(row: tuple[Any, ...]) -> Envelope:
 
 
 class SQLiteEventLog(EventLog):
-    """:class:`EventLog` over one SQLite database file (created with its folder if missing)."""
+    """:class:`EventLog` over one SQLite database file (created with its folder if missing).
+
+    The file and its folder are owner-only (see :mod:`ledger.files`), tightened on open.
+    """
 
     def __init__(
         self,
@@ -117,12 +121,12 @@ class SQLiteEventLog(EventLog):
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._pool_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            private_database(self.path)
             with self._connection() as conn:
                 conn.execute("PRAGMA journal_mode = WAL")
                 self._create_schema(conn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self.close()
             raise EventLogError(f"cannot open event log {self.path}: {exc}") from exc
 

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from ledger.errors import LedgerError
 from ledger.eventlog.base import EventLog
 from ledger.events import DomainEvent, Envelope, decode, event_class
+from ledger.files import private_database
 
 BOOKKEEPING_TABLES = frozenset({"projection_positions", "applied_events"})
 
@@ -132,20 +133,21 @@ class ProjectionStore:
 
     Runs in WAL mode with ``synchronous=NORMAL``: a power loss may drop the last commits, but state
     and positions drop together and the runner re-applies them from the log, which is durable.
-    The connection is meant for one runner thread; readers elsewhere use :meth:`reader`.
+    The connection is meant for one runner thread; readers elsewhere use :meth:`reader`. The file
+    and its folder are owner-only (see :mod:`ledger.files`), tightened on open.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
+            private_database(self.path)
             self.conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=60
             )
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ProjectionError(f"cannot open state database {self.path}: {exc}") from exc
         with self.transaction() as conn:
             for statement in _BOOKKEEPING_SCHEMA:

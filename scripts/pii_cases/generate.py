@@ -10,7 +10,9 @@ generator draws a fresh value of that kind (a mobile in one of several notations
 with a correct check character, a Luhn-valid card...) and records its exact offsets. ``⟪kind⟫``
 draws a look-alike value that is *not* PII (a wrong check character, a failing Luhn digit) and
 records nothing. Ground truth is defined by the formats themselves, independently of the detector:
-generated values use their own check-digit arithmetic.
+generated values use their own check-digit arithmetic. The obfuscated cases (values disguised with
+invisible characters, other digits, spelled-out e-mail addresses...) and their hard negatives come
+after the others, from :mod:`scripts.pii_cases.obfuscated`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 
 from ingest.governance.pii.model import PiiMatch, PiiType
 from ingest.governance.pii_eval import CASES_PATH, EvalCase
+from scripts.pii_cases import obfuscated
+from scripts.pii_cases.obfuscated import OBFUSCATED_KINDS
 
 SEED = 20240601
 _MARK = re.compile(r"⟦(\w+)(?:=([^⟧]+))?⟧|⟪(\w+)⟫")
@@ -474,6 +478,10 @@ def render(template: str, values: Values) -> tuple[str, tuple[PiiMatch, ...]]:
         if m.group(2):
             value = m.group(2)
             spans.append(PiiMatch(length, length + len(value), PiiType(m.group(1))))
+        elif m.group(1) in OBFUSCATED_KINDS:
+            pii_type, make = OBFUSCATED_KINDS[m.group(1)]
+            value = make(values.rng, lambda base: _PII_KINDS[base][1](values))
+            spans.append(PiiMatch(length, length + len(value), pii_type))
         elif m.group(1):
             pii_type, draw = _PII_KINDS[m.group(1)]
             value = draw(values)
@@ -846,6 +854,16 @@ def build_cases(seed: int = SEED) -> list[EvalCase]:
             text, spans = render(template, values)
             cases.append(EvalCase(f"{language}-pos-{len(cases):04d}", language, text, spans, False))
     for language, template in HARD_NEGATIVE:
+        text, spans = render(template, values)
+        if spans:
+            raise ValueError("hard negatives must not contain PII markers")
+        cases.append(EvalCase(f"{language}-neg-{len(cases):04d}", language, text, (), True))
+    for language, repeats, form, template in obfuscated.OBFUSCATED:
+        for _ in range(repeats):
+            text, spans = render(template, values)
+            case_id = f"{language}-obf-{len(cases):04d}"
+            cases.append(EvalCase(case_id, language, text, spans, False, obfuscation=form))
+    for language, template in obfuscated.HARD_NEGATIVE:
         text, spans = render(template, values)
         if spans:
             raise ValueError("hard negatives must not contain PII markers")

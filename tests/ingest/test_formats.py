@@ -195,7 +195,7 @@ def test_json_top_level_must_be_an_array() -> None:
     parsed = parse_batch(b'\n"just a string"', source_name="a.json")
     assert parsed.items == ()
     assert [(i.code, i.message) for i in parsed.issues] == [
-        (IssueCode.NOT_AN_ARRAY, "a.json:2: expected a JSON array of objects ('['), found '\"'")
+        (IssueCode.NOT_AN_ARRAY, "a.json:2: expected a JSON array of objects ('['), found a string")
     ]
 
 
@@ -255,3 +255,38 @@ def test_absurd_nesting_is_reported_even_when_the_recursion_limit_is_raised(
         sys.setrecursionlimit(previous)
     assert [i.value for i in parsed.items] == [{"b": 1}]
     assert parsed.issues[0].message.endswith("invalid JSON: nested too deeply")
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.json"])
+def test_a_number_too_long_to_convert_is_invalid_json_and_reading_goes_on(name: str) -> None:
+    long_number = '{"instruction": ' + "7" * 5000 + "}"
+    data = (
+        f"[{long_number},\n" + '{"b": 1}]' if name == "a.json" else long_number + '\n{"b": 1}\n'
+    ).encode()
+    parsed = parse_batch(data, source_name=name)
+    assert [i.value for i in parsed.items] == [{"b": 1}]
+    assert [(i.line, i.code) for i in parsed.issues] == [(1, IssueCode.INVALID_JSON)]
+    assert parsed.issues[0].message.endswith("invalid JSON: a number has too many digits")
+
+
+@pytest.mark.parametrize(
+    ("top", "found"),
+    [
+        (b'"li.hua@example.com"', "a string"),
+        (b"-13812345678", "a number"),
+        (b"null", "a literal such as true, false or null"),
+        ("张伟".encode(), "a character that cannot start a JSON value"),
+        (b"{}", "'{'"),
+    ],
+)
+def test_what_was_found_is_described_by_kind_not_quoted(top: bytes, found: str) -> None:
+    (issue,) = parse_batch(top, source_name="a.json", fmt=BatchFormat.JSON).issues
+    assert issue.message == f"a.json:1: expected a JSON array of objects ('['), found {found}"
+
+
+def test_a_missing_comma_before_a_value_names_its_kind() -> None:
+    parsed = parse_batch(b'[{"n": 1} "zhang.san@example.com"]', source_name="a.json")
+    assert parsed.issues[0].message == (
+        "a.json:1: invalid JSON: expected ',' or ']' after the element at index 0, found a string"
+    )
+    assert "zhang" not in parsed.issues[0].message

@@ -226,13 +226,20 @@ def test_default_discipline_may_be_given_by_name() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"institution_id": "Not A Slug"}, "invalid institution id 'Not A Slug'"),
-        ({"institution_id": "bupt", "default_discipline": "astrology"}, "default discipline"),
+        ({"institution_id": "Not A Slug"}, r"invalid institution id: expected a slug like 'bupt'"),
+        (
+            {"institution_id": "bupt", "default_discipline": "astrology"},
+            "unknown default discipline; expected one of communication_principles",
+        ),
     ],
 )
-def test_bad_arguments_raise(kwargs: dict[str, str], message: str) -> None:
-    with pytest.raises(InvalidIntakeArgument, match=message):
+def test_bad_arguments_raise_naming_the_rule_not_the_value(
+    kwargs: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidIntakeArgument, match=message) as e:
         read_batch_bytes(b"", source_name="b.jsonl", **kwargs)  # type: ignore[arg-type]
+    assert "Not A Slug" not in str(e.value) and "astrology" not in str(e.value)
+    assert e.value.__cause__ is None
 
 
 def test_unreadable_batch_raises(tmp_path: Path) -> None:

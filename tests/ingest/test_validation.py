@@ -14,6 +14,7 @@ from ingest.validation import (
     ValidatedBatch,
     duplicate_key,
     json_type_name,
+    normalize_text,
     validate_batch,
 )
 
@@ -107,8 +108,9 @@ def test_disciplines_are_accepted_by_value_english_or_chinese_name(
 def test_task_types_accept_human_names_and_reject_others() -> None:
     assert TaskType.parse("Formula Derivation") is TaskType.FORMULA_DERIVATION
     assert TaskType.parse("教学对话") is TaskType.TEACHING_DIALOGUE
-    with pytest.raises(ValueError, match="unknown TaskType 'poem'"):
+    with pytest.raises(ValueError, match="unknown TaskType; expected one of: knowledge_qa") as e:
         TaskType.parse("poem")
+    assert "poem" not in str(e.value)
 
 
 def test_batch_default_discipline_fills_records_without_one() -> None:
@@ -202,6 +204,68 @@ def test_unknown_field_is_a_warning_and_the_record_is_kept() -> None:
     )
 
 
+def test_other_unknown_fields_are_counted_without_their_names() -> None:
+    batch = validate(VALID | {"Instruction": "q", "zhang_san": 1, "li.hua@example.com": 2, "id": 3})
+    assert len(batch.items) == 1
+    assert [(i.field, i.code, i.severity) for i in batch.issues] == [
+        ("id", IssueCode.UNKNOWN_FIELD, Severity.WARNING),
+        (None, IssueCode.UNKNOWN_FIELD, Severity.WARNING),
+    ]
+    assert batch.issues[1].message == (
+        "sample.jsonl:1: 3 unknown fields ignored (names not repeated: a field name may be "
+        "personal data); among them, instruction written in another case or with spaces or "
+        "dashes; accepted fields are instruction, input, output, discipline, task_type, license"
+    )
+    one = only_issue(validate(VALID | {"wang_fang": "x"}))
+    assert one.message.startswith("sample.jsonl:1: 1 unknown field ignored (names not repeated")
+
+
+def test_repeated_keys_are_named_only_when_they_are_known_fields() -> None:
+    data = (
+        b'{"instruction": "q", "output": "a", "discipline": "dsp", "wang_fang": 1, "wang_fang": 2}'
+    )
+    batch = validate_batch(parse_batch(data, source_name="sample.jsonl"), limits=IntakeLimits())
+    assert [(i.field, i.code) for i in batch.issues] == [
+        (None, IssueCode.DUPLICATE_KEY),
+        (None, IssueCode.UNKNOWN_FIELD),
+    ]
+    assert batch.issues[0].message == (
+        "sample.jsonl:1: 1 field other than the accepted ones appears more than once in the object "
+        "(names not repeated: a field name may be personal data)"
+    )
+    assert all("wang_fang" not in i.message for i in batch.issues)
+    assert batch.items == ()
+
+
+def test_bidi_controls_are_removed_from_stored_texts() -> None:
+    controls = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    batch = validate(
+        VALID
+        | {"instruction": f"{controls}Call 138\u202e1234\u202c5678?", "input": "\u2067x\u2069"}
+    )
+    assert batch.issues == ()
+    (item,) = batch.items
+    assert (item.instruction, item.input) == ("Call 13812345678?", "x")
+    only_controls = only_issue(validate(VALID | {"output": f" {controls} "}))
+    assert (only_controls.field, only_controls.code) == ("output", IssueCode.EMPTY_FIELD)
+
+
+@pytest.mark.parametrize("field", ["instruction", "input", "output"])
+def test_nul_in_a_text_rejects_the_record_naming_line_and_field(field: str) -> None:
+    batch = validate(VALID, VALID | {"instruction": "other", field: "PK\u0003\u0004\u0000\u0000"})
+    issue = only_issue(batch)
+    assert (issue.line, issue.field, issue.code) == (2, field, IssueCode.NUL_CHARACTER)
+    assert issue.message == (
+        f"sample.jsonl:2: field '{field}': contains a NUL character (U+0000) at character 4; "
+        "text fields may not hold NUL, which usually means binary content"
+    )
+    assert [item.line for item in batch.items] == [1]
+
+
+def test_normalize_text_strips_nul_and_bidi_controls_for_other_callers() -> None:
+    assert normalize_text(" a\u0000b\u202ec\r\nd ") == "abc\nd"
+
+
 def test_field_too_long() -> None:
     limits = IntakeLimits(max_field_chars=10, max_record_chars=100)
     issue = only_issue(validate(VALID | {"instruction": "q", "output": "x" * 11}, limits=limits))
@@ -234,7 +298,7 @@ def test_unknown_discipline() -> None:
     issue = only_issue(validate(VALID | {"discipline": "biology"}))
     assert (issue.field, issue.code) == ("discipline", IssueCode.UNKNOWN_DISCIPLINE)
     assert issue.message == (
-        "sample.jsonl:1: field 'discipline': unknown discipline 'biology'; expected one of "
+        "sample.jsonl:1: field 'discipline': unknown discipline; expected one of "
         "communication_principles, network_security, information_theory, signal_processing, "
         "computer_networks, data_science (or their English or Chinese names)"
     )
@@ -244,7 +308,7 @@ def test_unknown_task_type() -> None:
     issue = only_issue(validate(VALID | {"task_type": "poetry"}))
     assert (issue.field, issue.code) == ("task_type", IssueCode.UNKNOWN_TASK_TYPE)
     assert issue.message.startswith(
-        "sample.jsonl:1: field 'task_type': unknown task type 'poetry'; expected one of "
+        "sample.jsonl:1: field 'task_type': unknown task type; expected one of "
         "knowledge_qa, concept_explanation,"
     )
 
@@ -253,8 +317,8 @@ def test_invalid_license() -> None:
     issue = only_issue(validate(VALID | {"license": "MIT OR Apache-2.0"}))
     assert (issue.field, issue.code) == ("license", IssueCode.INVALID_LICENSE)
     assert issue.message == (
-        "sample.jsonl:1: field 'license': 'MIT OR Apache-2.0' is not a license identifier "
-        "(use one SPDX-style id such as CC-BY-4.0, at most 64 characters)"
+        "sample.jsonl:1: field 'license': not a license identifier: expected one SPDX-style id "
+        "such as CC-BY-4.0 (letters, digits, '.', '+' and '-', at most 64 characters)"
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.governance.minhash import exact_key, normalize_text
+from ledger.files import private_database
 
 _LOOKUP_CHUNK = 900
 
@@ -22,10 +23,11 @@ Signatures = Callable[[list[str]], np.ndarray]
 
 
 class IndexStore:
-    """The SQLite file of one index. Not thread-safe on its own: the index serializes calls."""
+    """The SQLite file of one index (owner-only, see :mod:`ledger.files`). Not thread-safe on its
+    own: the index serializes calls."""
 
     def __init__(self, path: Path, *, scheme: str, signatures: Signatures) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
         self._scheme = scheme
         self._signatures = signatures

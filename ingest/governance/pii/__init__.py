@@ -1,8 +1,11 @@
 """Rule-first detection and redaction of personal data in Chinese, English and mixed texts.
 
 ``PiiRedactor().redact(text, language="zh")`` returns the text with typed placeholders (``[PHONE]``,
-``[EMAIL]``, ``[ID_CARD]``, ...) and per-type counts. Importing this package does not import spaCy;
-the pipelines are built on first use.
+``[EMAIL]``, ``[ID_CARD]``, ...) and per-type counts. Detection reads a normalized view of the
+text (:mod:`~ingest.governance.pii.normalize`), so zero-width characters, digits of other scripts,
+Chinese numerals or spelled-out e-mail addresses do not hide a value; the redaction replaces
+exactly the original characters. Importing this package does not import spaCy; the pipelines are
+built on first use.
 """
 
 from ingest.governance.pii.config import DEFAULT_ID_RULES, IdRule, PiiConfig

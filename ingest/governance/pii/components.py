@@ -7,7 +7,13 @@ Importing this module imports spaCy and registers three factories:
 * ``pii_zh_person`` reports cue-introduced Chinese names, using the jieba token boundaries of the
   doc;
 * ``pii_en_person`` keeps plausible English names: names after cues such as ``Name:``, and PERSON
-  entities of an optional English NER model run on the Latin-script stretches that may hold one.
+  entities of an optional English NER model run on the Latin-script stretches that may hold one;
+  both read the text with lower- or upper-case names capitalised
+  (:func:`~ingest.governance.pii.truecase.truecase_names`).
+
+The pipelines expect the normalized view of a text (:func:`~ingest.governance.pii.normalize.
+normalize`) as their input: :class:`~ingest.governance.pii.redactor.PiiRedactor` builds it and maps
+what they find back to the original text.
 
 Each component appends exact character offsets to ``doc._.pii_matches`` (the source of truth for
 redaction) and token-aligned spans to ``doc.spans["pii"]`` (``doc.char_span(..., alignment_mode=
@@ -36,7 +42,8 @@ from ingest.governance.pii.names import (
     plausible_en_name,
     zh_cued_names,
 )
-from ingest.governance.pii.patterns import find_structured
+from ingest.governance.pii.patterns import detect_structured
+from ingest.governance.pii.truecase import truecase_names
 
 SPAN_KEY = "pii"
 MATCHES_ATTR = "pii_matches"
@@ -65,13 +72,13 @@ def _record(doc: Doc, matches: list[PiiMatch]) -> None:
 
 
 class StructuredPiiComponent:
-    """Finds every structured PII type (all but PERSON) in the doc's text."""
+    """Finds every structured PII type (all but PERSON) in the doc's (normalized) text."""
 
     def __init__(self, config: PiiConfig) -> None:
         self.config = config
 
     def __call__(self, doc: Doc) -> Doc:
-        _record(doc, find_structured(doc.text, self.config))
+        _record(doc, detect_structured(doc.text, self.config))
         return doc
 
 
@@ -119,18 +126,20 @@ class EnglishPersonComponent:
             yield from self._process(batch)
 
     def _process(self, docs: list[Doc]) -> list[Doc]:
+        # Names in lower or upper case get their capitals back first; same length, same offsets.
+        views = [truecase_names(doc.text) for doc in docs]
         entities: list[list[tuple[int, int]]] = [[] for _ in docs]
         if self._ner is not None:
-            jobs = [(i, a, b) for i, doc in enumerate(docs) for a, b in name_segments(doc.text)]
-            texts = (docs[i].text[a:b] for i, a, b in jobs)
+            jobs = [(i, a, b) for i, view in enumerate(views) for a, b in name_segments(view)]
+            texts = (views[i][a:b] for i, a, b in jobs)
             for (i, offset, _), sub in zip(jobs, self._ner.pipe(texts), strict=True):
                 entities[i].extend(
                     (offset + e.start_char, offset + e.end_char)
                     for e in sub.ents
                     if e.label_ == "PERSON"
                 )
-        for doc, found in zip(docs, entities, strict=True):
-            _record(doc, _keep_names(doc.text, found))
+        for doc, view, found in zip(docs, views, entities, strict=True):
+            _record(doc, _keep_names(view, found))
         return docs
 
 

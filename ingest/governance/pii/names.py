@@ -1,19 +1,20 @@
 """Person-name rules: cue-based Chinese names and filters for English PERSON entities.
 
 Chinese (no reliable Chinese NER ships offline): a name is reported only next to a cue that says a
-person is meant — after ``姓名：``/``联系人``/``作者：``..., or before
-``同学``/``老师``/``教授``/``先生``... — and only if it starts with a known surname, is 2-3
-characters (3-4 with a compound surname), contains no function character (的, 是, 请...), and
-jieba's dictionary does not know it as an ordinary word. Cue positions must fall on jieba token
-boundaries, so ``首先生成`` has no ``先生`` and ``高中同学`` is one word. Eponyms in course text
-(香农定理, 奈奎斯特准则) carry no cue and are never reported.
+person is meant — after ``姓名：``/``联系人``/``作者：``... or a role word (``学生王芳``,
+``辅导员李娜``), or before ``同学``/``老师``/``教授``/``先生``... — and only if it starts with a
+known surname, is 2-3 characters (3-4 with a compound surname), contains no function character
+(的, 是, 请...), and jieba's dictionary does not know it as an ordinary word. Cue positions must
+fall on jieba token boundaries, so ``首先生成`` has no ``先生`` and ``高中同学`` is one word.
+Eponyms in course text (香农定理, 奈奎斯特准则) carry no cue and are never reported.
 
 English: PERSON entities from an optional spaCy NER model, kept only if they look like a personal
 name (two or more capitalised words, or one after Mr/Ms/Dr/Prof), are not a scientist the six
 disciplines name laws after (Shannon, Nyquist, Hamming...), are not used as an eponym (``Nyquist
 rate``, ``Hamming's bound``), and are not the stock characters of security textbooks (Alice, Bob,
 Eve). The same filters apply to names after cues such as ``Name:`` or ``Dr.``, which work without a
-model.
+model. Names written in lower or upper case are given capitals first
+(:mod:`~ingest.governance.pii.truecase`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ _ZH_SUFFIX_CUES = re.compile(
 _ZH_PREFIX_CUES = re.compile(
     r"(?:(?:姓名|联系人)\s*(?:[:：]|为|是)?|我叫|名叫|户名\s*[:：]?"
     r"|(?:收件人|发件人|申请人|负责人|经办人|报告人|作者|学生|导师|指导教师)\s*[:：])\s*"
+)
+# Role words right before a name ("学生王芳", "辅导员李娜"). They precede ordinary words as often
+# (学生会, 老师常说, 同学关系), so the candidate must pass the strict test.
+_ZH_ROLE_CUES = re.compile(
+    "副教授|教授|学生|同学|老师|教师|辅导员|班主任|导师|助教|讲师|研究员|班长|组长|学长|学姐|学弟|学妹"
+    "|室友|舍友"
 )
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -134,23 +141,24 @@ def zh_cued_names(
             if plausible_zh_name(candidate, inner_words=words_inside(start, end), lexicon=lexicon):
                 yield start, end
                 break
-    for cue in _ZH_PREFIX_CUES.finditer(text):
-        start = cue.end()
-        if start not in token_starts:
-            continue
-        run_end = start
-        while run_end < len(text) and run_end - start < 5 and _is_cjk(text[run_end]):
-            run_end += 1
-        # Longest candidate first: 张三丰 rather than 张三, but never past a token boundary.
-        for end in sorted(
-            (b for b in token_ends if 2 <= b - start <= 4 and b <= run_end), reverse=True
-        ):
-            candidate = text[start:end]
-            if plausible_zh_name(
-                candidate, inner_words=words_inside(start, end), lexicon=lexicon, strict=False
+    for cues, strict in ((_ZH_PREFIX_CUES, False), (_ZH_ROLE_CUES, True)):
+        for cue in cues.finditer(text):
+            start = cue.end()
+            if start not in token_starts:
+                continue
+            run_end = start
+            while run_end < len(text) and run_end - start < 5 and _is_cjk(text[run_end]):
+                run_end += 1
+            # Longest candidate first: 张三丰 rather than 张三, but never past a token boundary.
+            for end in sorted(
+                (b for b in token_ends if 2 <= b - start <= 4 and b <= run_end), reverse=True
             ):
-                yield start, end
-                break
+                candidate = text[start:end]
+                if plausible_zh_name(
+                    candidate, inner_words=words_inside(start, end), lexicon=lexicon, strict=strict
+                ):
+                    yield start, end
+                    break
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +175,10 @@ DISTINCTIVE_EPONYMS = _words(
     heaviside dirac kronecker hadamard golay goppa fano mcmillan arimoto blahut slepian berlekamp
     gallager berrou arikan alamouti grover feistel vernam vigenere kerckhoffs lamport schnorr
     elgamal paillier fermat pareto zipf gini jaccard kullback leibler hoeffding chernoff vapnik
-    cybenko hopfield hebb rosenblatt warshall tarjan dantzig lecun bengio goodfellow"""
+    cybenko hopfield hebb rosenblatt warshall tarjan dantzig lecun bengio goodfellow fulkerson
+    edmonds tukey cooley levenshtein sobel hough bezier runge kutta riemann galois euclid
+    pythagoras descartes kirchhoff thevenin coulomb ampere planck heisenberg schrodinger bohr
+    bloch hartree"""
 )
 """Surnames of scientists that course text names laws, codes and algorithms after; a name ending in
 one of them is never reported."""
@@ -211,6 +222,16 @@ FAMOUS_FULL_NAMES = frozenset(
         "whitfield diffie",
         "alan turing",
         "ada lovelace",
+        "henry ford",
+        "lester ford",
+        "richard bellman",
+        "rudolf kalman",
+        "edsger dijkstra",
+        "andrew viterbi",
+        "david huffman",
+        "richard hamming",
+        "joseph fourier",
+        "martin hellman",
     }
 )
 STOCK_CHARACTERS = _words(

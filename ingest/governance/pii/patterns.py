@@ -1,10 +1,13 @@
 """Rule-first detectors of structured personal data: a regex finds a candidate, a validator or a cue
 word confirms it.
 
-Detectors read the length-preserving ASCII *shadow* of the text
-(:mod:`~ingest.governance.pii.scan`). Patterns use explicit ASCII classes and lookarounds on ASCII
-letters and digits only, because ``\\w`` would treat the Chinese character before ``13812345678`` as
-part of the number.
+:func:`find_structured` runs them on the normalized view of a text
+(:mod:`~ingest.governance.pii.normalize`: format characters removed, digits of any script made
+ASCII, spelled-out e-mail addresses rewritten...), and also in display order when a right-to-left
+override reorders it, and maps what they find back to the original characters. Within a view,
+detectors read its length-preserving ASCII *shadow* (:mod:`~ingest.governance.pii.scan`). Patterns
+use explicit ASCII classes and lookarounds on ASCII letters and digits only, because ``\\w`` would
+treat the Chinese character before ``13812345678`` as part of the number.
 
 Choices that trade recall for precision (each one is a hard negative in the evaluation set):
 
@@ -31,12 +34,14 @@ from collections.abc import Iterator
 
 from ingest.governance.pii.config import IdRule, PiiConfig
 from ingest.governance.pii.model import PiiMatch, PiiType, resolve_overlaps
+from ingest.governance.pii.normalize import map_back, normalize, visual_order
 from ingest.governance.pii.scan import Detector, Scan, digits, is_quantity
 from ingest.governance.pii.validators import (
     IPAddress,
     bank_card_valid,
     ip_is_personal,
     is_id_shaped,
+    known_tld,
     parse_ip,
     prc_id_valid,
 )
@@ -45,28 +50,6 @@ from ingest.governance.pii.validators import (
 # E-mail and URL credentials
 # ---------------------------------------------------------------------------------------------
 
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-_CCTLDS = _words(
-    """ac ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bm bn bo br bs
-    bt bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg
-    er es et eu fi fj fk fm fo fr ga gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm hn hr
-    ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li lk
-    lr ls lt lu lv ly ma mc md me mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc ne nf
-    ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps pt pw py qa re ro rs ru rw sa sb sc
-    sd se sg sh si sk sl sm sn so sr ss st su sv sx sy sz tc td tf tg th tj tk tl tm tn to tr tt tv
-    tw tz ua ug uk us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw"""
-)
-_GTLDS = _words(
-    """com net org edu gov mil int info biz name pro mobi asia tel travel jobs museum aero coop cat
-    app dev cloud tech xyz top site online store shop club vip wang ren email company group work
-    live life today world news blog link art design space website host fun icu ink team studio
-    academy university school college science ltd inc red pub moe cool zone center network systems
-    solutions global"""
-)
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-][A-Za-z0-9._%+\-]*@"
@@ -82,8 +65,7 @@ def find_emails(scan: Scan) -> Iterator[PiiMatch]:
     """Addresses ``local@domain.tld`` whose top-level domain exists (so ``logo@2x.png`` and Python's
     ``x@self.weight`` are not addresses) and that are not SSH remotes."""
     for m in _EMAIL.finditer(scan.shadow):
-        tld = m.group(1).lower()
-        if tld not in _CCTLDS and tld not in _GTLDS:
+        if not known_tld(m.group(1)):
             continue
         if _SCP_PATH.match(scan.shadow, m.end()):
             continue
@@ -382,8 +364,27 @@ STRUCTURED_DETECTORS: tuple[Detector, ...] = (
 )
 
 
-def find_structured(text: str, config: PiiConfig) -> list[PiiMatch]:
-    """All structured PII in ``text`` (every type but PERSON), non-overlapping, sorted."""
-    scan = Scan.of(text, config)
+def detect_structured(view: str, config: PiiConfig) -> list[PiiMatch]:
+    """All structured PII in ``view``, a text already normalized
+    (:func:`~ingest.governance.pii.normalize.normalize`), non-overlapping, sorted, with offsets into
+    ``view``."""
+    scan = Scan.of(view, config)
     found = [match for detect in STRUCTURED_DETECTORS for match in detect(scan)]
     return resolve_overlaps(found)
+
+
+def find_reordered(text: str, config: PiiConfig) -> list[PiiMatch]:
+    """Structured PII that ``text`` shows only in display order (digits stored reversed behind a
+    right-to-left override), with offsets into ``text``; empty when nothing is reordered."""
+    visual = visual_order(text)
+    if visual is None:
+        return []
+    return map_back(visual, detect_structured(visual.text, config))
+
+
+def find_structured(text: str, config: PiiConfig) -> list[PiiMatch]:
+    """All structured PII in ``text`` (every type but PERSON), found in its normalized view and in
+    display order, non-overlapping, sorted, with offsets into ``text``."""
+    view = normalize(text)
+    found = map_back(view, detect_structured(view.text, config))
+    return resolve_overlaps(found + find_reordered(text, config))

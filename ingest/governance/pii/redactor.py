@@ -1,4 +1,9 @@
-"""The PII redactor: detection through the spaCy pipelines, replacement by typed placeholders."""
+"""The PII redactor: detection through the spaCy pipelines, replacement by typed placeholders.
+
+The pipelines read the normalized view of each text (:mod:`~ingest.governance.pii.normalize`), so
+that zero-width characters, digits of other scripts or spelled-out e-mail addresses do not hide a
+value; what they find is mapped back, and the redaction replaces exactly the original characters.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import TYPE_CHECKING
 from ingest.governance.pii.config import PiiConfig
 from ingest.governance.pii.errors import PiiError, UnsupportedLanguage
 from ingest.governance.pii.model import PiiMatch, PiiRedaction, RedactionSpan, resolve_overlaps
+from ingest.governance.pii.normalize import map_back, normalize
+from ingest.governance.pii.patterns import find_reordered
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -91,7 +98,8 @@ class PiiRedactor:
             return nlp
 
     def detect(self, text: str, *, language: str) -> list[PiiMatch]:
-        """Non-overlapping PII matches in ``text``, sorted, with offsets into ``text``.
+        """Non-overlapping PII matches in ``text``, sorted, with offsets into ``text`` (found in its
+        normalized view, and for structured types also in display order).
 
         For evaluation and tests: a match locates a value, so keep the result in memory only.
         """
@@ -107,11 +115,14 @@ class PiiRedactor:
             if len(text) > MAX_TEXT_CHARS:
                 raise TextTooLong(f"text of {len(text)} characters exceeds {MAX_TEXT_CHARS}")
         nlp = self.pipeline(language)
+        views = [normalize(text) for text in texts]
         results: list[list[PiiMatch]] = [[] for _ in texts]
-        todo = [i for i, text in enumerate(texts) if text.strip()]
-        docs = nlp.pipe((texts[i] for i in todo), batch_size=batch_size)
+        todo = [i for i, view in enumerate(views) if view.text.strip()]
+        docs = nlp.pipe((views[i].text for i in todo), batch_size=batch_size)
         for i, doc in zip(todo, docs, strict=True):
-            results[i] = resolve_overlaps(doc_matches(doc))
+            found = map_back(views[i], doc_matches(doc))
+            found.extend(find_reordered(texts[i], self.config))
+            results[i] = resolve_overlaps(found)
         return results
 
     def redact(self, text: str, *, language: str) -> PiiRedaction:

@@ -1,8 +1,8 @@
 """A text prepared for the structured detectors, and the context rules they share.
 
-Detectors work on a *shadow* of the text: the same length, with full-width ASCII variants
-(``１３８``, ``：``, ``（``) and odd spaces folded to plain ASCII, so that offsets found in the
-shadow are offsets in the original. Cue words are searched in its lower-case form.
+Detectors work on a *shadow* of the (normalized) text: the same length, with full-width ASCII
+variants (``１３８``, ``：``, ``（``) and odd spaces folded to plain ASCII, so that offsets found in
+the shadow are offsets in the original. Cue words are searched in its lower-case form.
 """
 
 from __future__ import annotations

@@ -114,6 +114,35 @@ def bank_card_valid(digits: str) -> bool:
     )
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_CCTLDS = _words(
+    """ac ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bm bn bo br bs
+    bt bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg
+    er es et eu fi fj fk fm fo fr ga gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm hn hr
+    ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li lk
+    lr ls lt lu lv ly ma mc md me mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc ne nf
+    ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps pt pw py qa re ro rs ru rw sa sb sc
+    sd se sg sh si sk sl sm sn so sr ss st su sv sx sy sz tc td tf tg th tj tk tl tm tn to tr tt tv
+    tw tz ua ug uk us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw"""
+)
+_GTLDS = _words(
+    """com net org edu gov mil int info biz name pro mobi asia tel travel jobs museum aero coop cat
+    app dev cloud tech xyz top site online store shop club vip wang ren email company group work
+    live life today world news blog link art design space website host fun icu ink team studio
+    academy university school college science ltd inc red pub moe cool zone center network systems
+    solutions global"""
+)
+
+
+def known_tld(label: str) -> bool:
+    """Whether ``label`` (any case) is a country-code or common generic top-level domain."""
+    tld = label.lower()
+    return tld in _CCTLDS or tld in _GTLDS
+
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 

@@ -1,8 +1,10 @@
 """The labeled PII evaluation set and how detections are scored against it.
 
 ``cases.jsonl`` holds one case per line: ``id``, ``language`` (``zh``/``en``/``mixed``), ``text``,
-``hard_negative`` (no PII although the text looks like it has some) and ``spans``, a list of
-``{"type", "start", "end"}`` with ``text[start:end]`` the value. The file is produced by the
+``hard_negative`` (no PII although the text looks like it has some), ``spans``, a list of
+``{"type", "start", "end"}`` with ``text[start:end]`` the value, and for the cases whose values are
+disguised, ``obfuscation``: the form of the disguise (``invisible``, ``chinese_numerals``,
+``spelled_email``...). The file is produced by the
 development tool ``python -m scripts.pii_cases.generate`` and checked in.
 """
 
@@ -26,20 +28,19 @@ class EvalCase:
     text: str
     spans: tuple[PiiMatch, ...]
     hard_negative: bool
+    obfuscation: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "language": self.language,
-                "hard_negative": self.hard_negative,
-                "text": self.text,
-                "spans": [
-                    {"type": s.type.value, "start": s.start, "end": s.end} for s in self.spans
-                ],
-            },
-            ensure_ascii=False,
-        )
+        data: dict[str, object] = {
+            "id": self.id,
+            "language": self.language,
+            "hard_negative": self.hard_negative,
+            "text": self.text,
+            "spans": [{"type": s.type.value, "start": s.start, "end": s.end} for s in self.spans],
+        }
+        if self.obfuscation is not None:
+            data["obfuscation"] = self.obfuscation
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> EvalCase:
@@ -50,6 +51,7 @@ class EvalCase:
             text=data["text"],
             spans=tuple(PiiMatch(s["start"], s["end"], PiiType(s["type"])) for s in data["spans"]),
             hard_negative=bool(data["hard_negative"]),
+            obfuscation=data.get("obfuscation"),
         )
 
 

@@ -5,7 +5,10 @@ Central with ``scripts/kafka/pom.xml`` into a cache outside the work tree (once 
 the storage is formatted with ``kafka.tools.StorageTool format --standalone`` and the broker runs as
 ``java -cp 'lib/*' kafka.Kafka server.properties`` in its own session, so it outlives the command
 that started it. Its home folder holds the rendered ``server.properties``, the data, the pid file
-and the broker's log.
+and the broker's log, all owner-only (files 0600, folders 0700, see :mod:`ledger.files`): the data
+holds the event log, records included. The storage tool and the broker run with umask
+:data:`~ledger.files.PRIVATE_UMASK` whatever the caller's, so the JVM creates its segments
+owner-only too; a home created by an older version is tightened at start.
 
 Command line: :mod:`ledger.eventlog.kafka.broker_cli` (``scripts/kafka/kafka.sh`` wraps it).
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 from string import Template
 
 from ledger.eventlog.kafka.errors import KafkaBrokerError
+from ledger.files import PRIVATE_UMASK, private_dir, private_file, tighten
 
 KAFKA_VERSION = "4.4.0"
 """The Kafka release the broker runs (``kafka_2.13`` on Maven Central)."""
@@ -224,8 +228,8 @@ class LocalBroker:
 
     def _render_properties(self) -> None:
         template = Template((self.config.scripts_dir / "server.properties").read_text())
-        self.config.home.mkdir(parents=True, exist_ok=True)
-        self.config.properties_file.write_text(
+        self._private_home()
+        private_file(self.config.properties_file).write_text(
             template.substitute(
                 host=self.config.host,
                 port=self.config.port,
@@ -233,6 +237,13 @@ class LocalBroker:
                 data_dir=str(self.config.data_dir.resolve()),
             )
         )
+
+    def _private_home(self) -> None:
+        """Create (or tighten) the home, the data folder and everything already in them."""
+        private_dir(self.config.home)
+        private_dir(self.config.data_dir)
+        for path in self.config.home.rglob("*"):
+            tighten(path)
 
     def _java(self, lib: Path, *args: str, heap_mb: int | None = None) -> list[str]:
         heap = [f"-Xms{heap_mb // 2}m", f"-Xmx{heap_mb}m"] if heap_mb else ["-Xmx256m"]
@@ -250,7 +261,7 @@ class LocalBroker:
     def _format_storage(self, lib: Path) -> None:
         if (self.config.data_dir / "meta.properties").exists():
             return
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.config.data_dir)
         cluster_id = _kafka_uuid()
         command = self._java(
             lib,
@@ -262,7 +273,9 @@ class LocalBroker:
             "-c",
             str(self.config.properties_file),
         )
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, umask=PRIVATE_UMASK
+        )
         if done.returncode != 0:
             raise KafkaBrokerError(
                 f"formatting the Kafka storage failed (exit {done.returncode}):\n"
@@ -273,7 +286,7 @@ class LocalBroker:
         command = self._java(
             lib, _MAIN_CLASS, str(self.config.properties_file), heap_mb=self.config.heap_mb
         )
-        with open(self.config.log_file, "ab") as log:
+        with open(private_file(self.config.log_file), "ab") as log:
             # A session of its own: the broker outlives `up` and ignores the caller's Ctrl-C.
             process = subprocess.Popen(
                 command,
@@ -281,8 +294,9 @@ class LocalBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
-        self.config.pid_file.write_text(f"{process.pid}\n")
+        private_file(self.config.pid_file).write_text(f"{process.pid}\n")
         return process.pid
 
     def _live_pid(self) -> int | None:
