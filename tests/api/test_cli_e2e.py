@@ -133,7 +133,8 @@ def test_bad_requests_exit_non_zero_with_a_clear_message(home: Path, tmp_path: P
     missing = byr(home, "submit", str(tmp_path / "nope.jsonl"), "--institution", "bupt")
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
     unknown = byr(home, "submit", str(EXAMPLES / "small_batch.json"), "--institution", "nobody")
-    assert unknown.returncode == 2 and "nobody" in unknown.stderr
+    assert unknown.returncode == 2 and "institution is not registered" in unknown.stderr
+    assert "nobody" not in unknown.stderr  # the message says what is wrong, not what was sent
     not_json = tmp_path / "bundle.json"
     not_json.write_text("{not json")
     bad_bundle = byr(home, "verify", str(not_json))
