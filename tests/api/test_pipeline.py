@@ -1,6 +1,6 @@
-"""The pipeline table: every job kind has one stage, an unknown kind fails loudly, and every
-driver (``drain`` behind ``--wait``, ``byr dispatch`` and ``POST /v1/dispatch``, and each worker)
-performs its jobs through the same table.
+"""The pipeline table: every job kind has one stage, an unknown kind fails loudly, and the drivers
+(``drain``, which ``--wait``, ``byr dispatch`` and ``POST /v1/dispatch`` call, and each worker)
+perform their jobs through the same table.
 
 Batches here are decided by appending ``BatchGoverned`` directly, so no governance model loads;
 anchoring and rewarding run for real on the embedded chains.
@@ -126,7 +126,7 @@ def test_an_unknown_job_kind_fails_loudly(parts: Parts) -> None:
         Pipeline(ledger=parts.ledger, stages=[*without_rewards, without_rewards[0]])
 
 
-def test_drain_and_submit_wait_run_the_table(parts: Parts) -> None:
+def test_drain_runs_the_table_and_a_plain_submission_runs_nothing(parts: Parts) -> None:
     performed = recorded_pipeline(parts)
     batch_id = decided_batch(parts)
     rounds = parts.pipeline.drain()
@@ -135,7 +135,9 @@ def test_drain_and_submit_wait_run_the_table(parts: Parts) -> None:
     assert rounds[0]["anchor"]["done"] == [batch_id]
     assert parts.ledger.batch(batch_id).status == "rewarded"
 
-    # --wait: the submission drains the same pipeline (its governance job is the first stage).
+    # Without --wait a submission only records: no stage runs. (With --wait it drains this same
+    # pipeline, governance first: tests/api/test_app_governance.py and test_cli_e2e.py run that
+    # path with the governance models loaded.)
     performed.clear()
     outcome = parts.submission.submit_bytes(
         b'{"instruction": "What is a checksum?", "output": "A short value computed from data '
