@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 from api.pipeline import Pipeline, Stage
+from api.services.erasure import ErasureService
 from api.services.provisioning import (
     AlreadyInitialized,
     InstitutionRegistry,
@@ -31,10 +34,13 @@ from ledger.chain.backends import Chain
 from ledger.chain.clients import AcademicLedgerClient, BYRTokenClient
 from ledger.chain.deploy import Deployments
 from ledger.chain_jobs import AnchorBatchJob, AnchorRunJob, RewardJob
+from ledger.errors import InvalidRequest
 from ledger.eventlog import open_event_log
 from ledger.eventlog.base import EventLog
+from ledger.files import private_dir
 from ledger.projections.base import ProjectionStore
 from ledger.projections.outbox import JobKind
+from ledger.recordstore import RecordStore
 from ledger.settings import ChainBackend, LedgerSettings
 
 if TYPE_CHECKING:
@@ -99,21 +105,29 @@ class Parts:
 
     @cached_property
     def log(self) -> EventLog:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.home)
         event_log = open_event_log(self.settings.event_log_url)
         self._closers.append(event_log.close)
         return event_log
 
     @cached_property
     def store(self) -> ProjectionStore:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.home)
         store = ProjectionStore(self.settings.state_path)
         self._closers.append(store.close)
         return store
 
     @cached_property
+    def record_store(self) -> RecordStore:
+        from ledger.recordstore.open import open_record_store
+
+        store = open_record_store(self.settings)
+        self._closers.append(store.close)
+        return store
+
+    @cached_property
     def ledger(self) -> CorpusLedger:
-        ledger = CorpusLedger(log=self.log, store=self.store)
+        ledger = CorpusLedger(log=self.log, store=self.store, records=self.record_store)
         ledger.sync()
         return ledger
 
@@ -255,6 +269,11 @@ class Parts:
         )
 
     @cached_property
+    def erasure(self) -> ErasureService:
+        self.require_initialized()
+        return ErasureService(ledger=self.ledger, governance_dir=self.settings.governance_dir)
+
+    @cached_property
     def institutions(self) -> InstitutionRegistry:
         self.require_initialized()
         return InstitutionRegistry(
@@ -298,7 +317,7 @@ def initialize(
         )
     if force and settings.chain_backend is ChainBackend.TESTER and settings.home.exists():
         wipe_home(settings)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     with Parts(settings) as parts:
         deploy(
             settings=settings,
@@ -310,3 +329,34 @@ def initialize(
         if demo_institutions:
             registered = [v.to_dict() for v in parts.institutions.add_demo_institutions()]
         return describe_home(settings=settings, ledger=parts.ledger, institutions=registered)
+
+
+def reseal(settings: LedgerSettings) -> dict[str, Any]:
+    """Make the text of an embedded home written before the record store erasable
+    (``byr reseal``): re-seal its SQLite event log (:func:`ledger.reseal.reseal_sqlite_log`),
+    then wipe the state database, whose old rows held text, and rebuild it from the new log.
+
+    Stop every server and worker of the home first. Raises :class:`InvalidRequest` for a log
+    that is not the embedded SQLite one."""
+    from ledger.recordstore import SqliteRecordStore
+    from ledger.reseal import reseal_sqlite_log, wipe_database
+
+    url = urlsplit(settings.event_log_url)
+    if url.scheme != "sqlite":
+        raise InvalidRequest(
+            "reseal rewrites the embedded SQLite event log only; a Kafka deployment re-seals by "
+            "copying into a new topic prefix (see docs/PROVENANCE.md, erasure)"
+        )
+    log_path = Path(url.path[1:])
+    records = SqliteRecordStore(settings.home / "records.db")
+    try:
+        report = reseal_sqlite_log(log_path, records=records)
+    finally:
+        records.close()
+    rebuilt = False
+    if not report.already_sealed:
+        wipe_database(settings.state_path)
+        with Parts(settings) as parts:
+            parts.ledger.sync()
+        rebuilt = True
+    return {**report.to_dict(), "state_rebuilt": rebuilt}

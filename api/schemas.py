@@ -171,13 +171,17 @@ class RecordPublic(BaseModel):
     index: int
     source_line: int | None
     record: dict[str, str] | None = Field(description="Canonical fields; null once erased.")
-    salt: str | None
-    record_hash: str
+    salt: str | None = Field(description="0x hex; null once erased.")
+    record_hash: str | None = Field(description="Unsalted sha256 of the record; null once erased.")
     leaf: str
+    discipline: str
+    language: str
+    task_type: str
     redactions: dict[str, int]
     status: str
     reasons: list[str]
     decision: dict[str, Any] | None
+    erased_at: str | None = Field(None, description="When the record was erased, if it was.")
 
 
 class GovernanceReportPublic(BaseModel):

@@ -66,10 +66,12 @@ class TimedEmbedder(Embedder):
         super().__init__(**kwargs)
         self.encode_s = 0.0
 
-    def encode(self, texts: Sequence[str], *, language: str) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, language: str, owners: Sequence[str] | None = None
+    ) -> np.ndarray:
         start = time.perf_counter()
         try:
-            return super().encode(texts, language=language)
+            return super().encode(texts, language=language, owners=owners)
         finally:
             self.encode_s += time.perf_counter() - start
 

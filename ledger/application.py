@@ -10,9 +10,11 @@ are not performed here but by the job handlers in :mod:`ledger.chain_jobs`, driv
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from ledger.events import (
     Envelope,
     InstitutionRegistered,
     RecordEntry,
+    RecordErased,
     decode,
     utcnow,
 )
@@ -46,13 +49,16 @@ from ledger.projections.base import (
 )
 from ledger.projections.batches import (
     BatchesProjection,
+    RecordStatus,
     count_batches_by_status,
     count_records_by_status,
     get_batch,
+    get_erasure,
     get_record,
     list_accepted_feed,
     list_batches,
     list_corpus_index_since,
+    list_erasures_since,
     list_records,
 )
 from ledger.projections.institutions import (
@@ -77,6 +83,7 @@ from ledger.projections.training import (
     get_training_run,
     list_training_runs,
 )
+from ledger.recordstore import MemoryRecordStore, RecordBody, RecordStore, SqliteRecordStore
 from ledger.replay import replay_projections
 from ledger.views import (
     BalanceView,
@@ -94,6 +101,8 @@ __all__ = [
     "BalanceView",
     "BatchView",
     "CorpusLedger",
+    "ErasedRecord",
+    "Erasure",
     "InstitutionView",
     "InvalidRequest",
     "LedgerStatus",
@@ -105,6 +114,39 @@ __all__ = [
     "TrainingRunView",
     "default_projections",
 ]
+
+
+class ErasedRecord(NotFound):
+    """The record was erased: its text, salt and hash are gone, so no bundle can be built."""
+
+    def __init__(self, record_id: str, erased_at: str) -> None:
+        super().__init__(
+            f"record {record_id!r} was erased at {erased_at}; its text and salt are gone and only "
+            "its salted leaf remains in the batch tree and on chain"
+        )
+        self.record_id = record_id
+        self.erased_at = erased_at
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What erasing one record did."""
+
+    record_id: str
+    batch_id: str
+    erased_at: str
+    requested_by: str
+    reason: str
+    already_erased: bool
+    """The record had been erased before; nothing was appended (the stores were swept again)."""
+    body_removed: bool
+    """A body (text, salt, unsalted hash) was deleted from the record store now."""
+    legacy_text_in_log: bool
+    """The record was submitted before the record store: its text also sits in the old log until
+    the home is re-sealed (``byr reseal``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def default_projections() -> list[Projection]:
@@ -129,11 +171,24 @@ class CorpusLedger:
         *,
         log: EventLog,
         store: ProjectionStore,
+        records: RecordStore | None = None,
         projections: Sequence[Projection] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``records`` defaults to ``records.db`` next to the state database (in memory when
+        the state database is)."""
         self.log = log
         self.store = store
+        if records is None:
+            in_memory = str(store.path) in ("", ":memory:")
+            records = (
+                MemoryRecordStore()
+                if in_memory
+                else SqliteRecordStore(store.path.with_name("records.db"))
+            )
+        self.bodies = records
+        self._forgotten_through = 0
+        """The last erasure (in this state database's order) whose local body copy is gone."""
         self.clock = clock
         self.runner = ProjectionRunner(
             log=log, store=store, projections=list(projections or default_projections())
@@ -142,8 +197,13 @@ class CorpusLedger:
     # ------------------------------------------------------------------ writing
 
     def sync(self) -> int:
-        """Bring every projection up to the log's head; returns the events read."""
-        return self.runner.catch_up().events_read
+        """Bring every projection up to the log's head, and drop this process's copies of the
+        bodies of records erased meanwhile (by any process); returns the events read."""
+        events = self.runner.catch_up().events_read
+        while erased := self.erasures_since(self._forgotten_through, limit=1000):
+            self.bodies.forget_local([record_id for _, record_id in erased])
+            self._forgotten_through = erased[-1][0]
+        return events
 
     def append(
         self,
@@ -234,8 +294,13 @@ class CorpusLedger:
             submitted_at=self.clock(),
             **kwargs,
         )
-        stored = self.append(batch_stream(batch_id), [built.event], expected_version=0)
-        self.sync()
+        # The bodies go first: whoever reads the event finds them. A failed append leaves no body.
+        self.bodies.put_many(built.bodies)
+        try:
+            stored = self.append(batch_stream(batch_id), [built.event], expected_version=0)
+        except BaseException:
+            self.bodies.erase([b.record_id for b in built.bodies])
+            raise
         return SubmittedBatch(
             batch_id=batch_id,
             merkle_root=built.event.merkle_root,
@@ -278,15 +343,73 @@ class CorpusLedger:
             return list_batches(conn, institution_id=institution_id)
 
     def record(self, record_id: str) -> RecordView:
+        """A record as projected, with its body from the record store (``None`` once erased)."""
         with self._read() as conn:
             view = get_record(conn, record_id)
         if view is None:
             raise NotFound(f"record {record_id!r} is not in the ledger")
-        return view
+        return self._with_bodies([view])[0]
 
     def records(self, batch_id: str, *, status: str | None = None) -> list[RecordView]:
         with self._read() as conn:
-            return list_records(conn, batch_id, status=status)
+            views = list_records(conn, batch_id, status=status)
+        return self._with_bodies(views)
+
+    def _with_bodies(self, views: Sequence[RecordView]) -> list[RecordView]:
+        """``views`` with text, salt and unsalted hash joined from the record store; erased
+        records keep ``None``. A body missing for a live record is looked for again after the
+        store catches up (a backend with local copies), then in a schema-1 log entry."""
+        wanted = [v.record_id for v in views if v.status != RecordStatus.ERASED]
+        bodies = self.bodies.get_many(wanted)
+        missing = [i for i in wanted if i not in bodies]
+        if missing:
+            self.bodies.refresh()
+            bodies.update(self.bodies.get_many(missing))
+            missing = [i for i in missing if i not in bodies]
+        if missing:
+            bodies.update(self._legacy_bodies(views, set(missing)))
+            missing = [i for i in missing if i not in bodies]
+        if missing:
+            raise LedgerError(
+                f"the record store has no body for {len(missing)} live record(s), e.g. "
+                f"{missing[0]}: it was deleted outside `byr erase`, or this process's copy of a "
+                "shared store is behind"
+            )
+        out = []
+        for view in views:
+            body = bodies.get(view.record_id)
+            if body is not None:
+                view = dataclasses.replace(
+                    view, record=body.record, salt=body.salt, record_hash=body.record_hash
+                )
+            out.append(view)
+        return out
+
+    def _legacy_bodies(
+        self, views: Sequence[RecordView], missing: set[str]
+    ) -> dict[str, RecordBody]:
+        found: dict[str, RecordBody] = {}
+        for batch_id in dict.fromkeys(v.batch_id for v in views if v.record_id in missing):
+            for entry in self.batch_entries(batch_id):
+                if entry.record_id in missing and entry.legacy is not None:
+                    found[entry.record_id] = RecordBody(
+                        record_id=entry.record_id,
+                        batch_id=batch_id,
+                        record=dict(entry.legacy.record),
+                        salt=entry.legacy.salt,
+                        record_hash=entry.legacy.record_hash,
+                    )
+        return found
+
+    def live_records(self, batch_id: str) -> list[tuple[RecordEntry, RecordView]]:
+        """The batch's records that are not erased, in batch order, each with its log entry and
+        its view (body included): what governance reads."""
+        entries = {e.record_id: e for e in self.batch_entries(batch_id)}
+        return [
+            (entries[view.record_id], view)
+            for view in self.records(batch_id)
+            if view.status != RecordStatus.ERASED
+        ]
 
     def batch_entries(self, batch_id: str) -> list[RecordEntry]:
         """The stored record entries of a batch, as submitted (from the log, not the projection)."""
@@ -297,13 +420,10 @@ class CorpusLedger:
         raise NotFound(f"batch {batch_id!r} is not in the ledger")
 
     def batch_tree(self, batch_id: str) -> StandardMerkleTree:
-        """The batch's Merkle tree, rebuilt from its records' hashes and salts (leaves only are
-        needed, so erased records still count)."""
-        records = self.records(batch_id)
-        if not records:
-            raise NotFound(f"batch {batch_id!r} is not in the ledger")
-        entries = self.batch_entries(batch_id)
-        tree = StandardMerkleTree.of([(e.record_hash, e.salt) for e in entries])
+        """The batch's Merkle tree, rebuilt from its records' leaves as the log holds them (no
+        text or salt is needed, so erased records still count)."""
+        entries = sorted(self.batch_entries(batch_id), key=lambda e: e.index)
+        tree = StandardMerkleTree.from_leaves([e.leaf for e in entries])
         root = self.batch(batch_id).merkle_root
         if tree.root_hex != root:
             raise LedgerError(f"batch {batch_id}: rebuilt root {tree.root_hex} != recorded {root}")
@@ -313,7 +433,7 @@ class CorpusLedger:
         """The record's proof bundle, with the anchor transaction once the batch is anchored."""
         record = self.record(record_id)
         if record.record is None or record.salt is None:
-            raise NotFound(f"record {record_id!r} was erased; only its leaf remains on chain")
+            raise ErasedRecord(record_id, record.erased_at or "an unknown time")
         batch = self.batch(record.batch_id)
         tree = self.batch_tree(record.batch_id)
         return ProofBundle.for_record(
@@ -340,13 +460,15 @@ class CorpusLedger:
         """The accepted-corpus feed: accepted, not erased records of anchored batches, in the order
         their batches were submitted, each with its batch."""
         with self._read() as conn:
-            return list_accepted_feed(
+            feed = list_accepted_feed(
                 conn,
                 disciplines=disciplines,
                 languages=languages,
                 institutions=institutions,
                 limit=limit,
             )
+        views = self._with_bodies([record for record, _ in feed])
+        return [(view, batch) for view, (_, batch) in zip(views, feed, strict=True)]
 
     def training_run(self, run_id: str) -> TrainingRunView:
         """A training run as projected (status, hashes, adapter folder, anchor)."""
@@ -375,7 +497,77 @@ class CorpusLedger:
         ``(version, [(record_id, canonical record), ...])``. Erased records are left out (their
         text is gone); ``limit`` bounds the entries returned."""
         with self._read() as conn:
-            return list_corpus_index_since(conn, version, limit=limit)
+            entries = list_corpus_index_since(conn, version, limit=limit)
+            views = [
+                view
+                for _, ids in entries
+                for record_id in ids
+                if (view := get_record(conn, record_id)) is not None
+            ]
+        bodies: dict[str, dict[str, Any]] = {
+            v.record_id: v.record for v in self._with_bodies(views) if v.record is not None
+        }
+        return [
+            (entry_version, [(i, bodies[i]) for i in ids if i in bodies])
+            for entry_version, ids in entries
+        ]
+
+    def erasures_since(self, seq: int, *, limit: int = 1000) -> list[tuple[int, str]]:
+        """Erasures this process's state database applied after ``seq``, oldest first:
+        ``(seq, record_id)``. A process that keeps copies of record text purges them following
+        this (see ``GovernanceService.sync_index``)."""
+        with self._read() as conn:
+            return list_erasures_since(conn, seq, limit=limit)
+
+    def erasure(self, record_id: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            return get_erasure(conn, record_id)
+
+    # ------------------------------------------------------------------ erasing
+
+    def erase(self, record_id: str, *, reason: str, requested_by: str) -> Erasure:
+        """Erase one record: append ``RecordErased`` (who and why) to its batch's stream, then
+        delete its body from the record store.
+
+        Idempotent: a record already erased appends nothing, and its body is deleted again in
+        case an earlier erasure stopped between the two steps. Raises :class:`NotFound` for a
+        record the ledger does not know.
+        """
+        self.sync()
+        view = self.record(record_id)
+        legacy = any(
+            e.record_id == record_id and e.legacy is not None
+            for e in self.batch_entries(view.batch_id)
+        )
+        already = view.status == RecordStatus.ERASED
+        had_body = bool(self.bodies.get_many([record_id]))
+        if not already:
+            self.append(
+                batch_stream(view.batch_id),
+                [
+                    RecordErased(
+                        batch_id=view.batch_id,
+                        record_id=record_id,
+                        reason=reason,
+                        requested_by=requested_by,
+                    )
+                ],
+            )
+        # Appending made this process's sync forget its copy; erasing also reaches the copies
+        # the store keeps elsewhere (a Kafka topic), and sweeps again after an interrupted erasure.
+        removed = self.bodies.erase([record_id])
+        erasure = self.erasure(record_id)
+        assert erasure is not None  # appended above, or found erased
+        return Erasure(
+            record_id=record_id,
+            batch_id=view.batch_id,
+            erased_at=erasure["erased_at"],
+            requested_by=erasure["requested_by"],
+            reason=erasure["reason"],
+            already_erased=already,
+            body_removed=had_body or bool(removed),
+            legacy_text_in_log=legacy,
+        )
 
     def pending_jobs(self, kind: JobKind) -> list[str]:
         """Keys (batch, request or run ids) of the open jobs of ``kind``, oldest first."""

@@ -16,6 +16,7 @@ from ledger.errors import LedgerError
 from ledger.events import CorpusBatchSubmitted, RecordEntry
 from ledger.ids import BatchId, record_id_for_leaf
 from ledger.merkle import StandardMerkleTree, to_hex
+from ledger.recordstore import RecordBody
 
 
 class NoValidRecords(LedgerError):
@@ -37,9 +38,11 @@ class RecordInput:
 
 @dataclass(frozen=True, slots=True)
 class BuiltBatch:
-    """A batch's submission event and the Merkle tree behind its root."""
+    """A batch's submission event, the bodies of its records (for the record store, never the
+    log) and the Merkle tree behind its root."""
 
     event: CorpusBatchSubmitted
+    bodies: list[RecordBody]
     tree: StandardMerkleTree
 
 
@@ -67,18 +70,29 @@ def build_batch(
     salts = [salt() for _ in records]
     tree = StandardMerkleTree.of(list(zip(hashes, salts, strict=True)))
     entries = []
+    bodies = []
     for index, (record, c, h, s) in enumerate(zip(records, canon, hashes, salts, strict=True)):
         leaf = tree.leaf(index)
+        record_id = record_id_for_leaf(leaf)
         entries.append(
             RecordEntry(
-                record_id=record_id_for_leaf(leaf),
+                record_id=record_id,
                 index=index,
                 source_line=record.source_line,
+                leaf=to_hex(leaf),
+                discipline=c["discipline"],
+                language=c["language"],
+                task_type=c["task_type"],
+                redactions=dict(sorted(record.redactions.items())),
+            )
+        )
+        bodies.append(
+            RecordBody(
+                record_id=record_id,
+                batch_id=batch_id,
                 record=c,
                 salt=to_hex(s),
                 record_hash=to_hex(h),
-                leaf=to_hex(leaf),
-                redactions=dict(sorted(record.redactions.items())),
             )
         )
     rejected_items = {
@@ -105,10 +119,11 @@ def build_batch(
         records=entries,
         rejected_at_intake=[dict(item) for item in rejected_at_intake],
     )
-    return BuiltBatch(event=event, tree=tree)
+    return BuiltBatch(event=event, bodies=bodies, tree=tree)
 
 
 def tree_of(entries: Sequence[RecordEntry]) -> StandardMerkleTree:
-    """Rebuild a batch's tree from its stored record entries (ordered by ``index``)."""
+    """Rebuild a batch's tree from its stored record entries: their leaves are enough (the same
+    root, layout and proofs as the tree over their values), so erased records still count."""
     ordered = sorted(entries, key=lambda e: e.index)
-    return StandardMerkleTree.of([(e.record_hash, e.salt) for e in ordered])
+    return StandardMerkleTree.from_leaves([e.leaf for e in ordered])

@@ -66,14 +66,20 @@ class RecordView:
     index: int
     source_line: int | None
     record: dict[str, str] | None
-    """``None`` once erased."""
+    """The canonical fields from the record store; ``None`` once erased."""
     salt: str | None
-    record_hash: str
+    """``None`` once erased."""
+    record_hash: str | None
+    """The unsalted sha256 of the record; ``None`` once erased."""
     leaf: str
+    discipline: str
+    language: str
+    task_type: str
     redactions: dict[str, int]
     status: str
     reasons: list[str]
     decision: dict[str, Any] | None
+    erased_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

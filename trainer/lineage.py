@@ -48,6 +48,9 @@ class LineageReport:
     """Institution id -> records of the dataset it contributed."""
     batches: int = 0
     records: int = 0
+    erased: list[dict[str, str]] = field(default_factory=list)
+    """Records of the dataset erased since the run (id, batch and when): their leaves still
+    prove membership, their text is gone."""
 
     @property
     def ok(self) -> bool:
@@ -66,6 +69,7 @@ class LineageReport:
             "institutions": self.institutions,
             "batches": self.batches,
             "records": self.records,
+            "erased": self.erased,
         }
 
     def render(self) -> str:
@@ -75,6 +79,13 @@ class LineageReport:
         if self.institutions:
             shares = ", ".join(f"{k} {v}" for k, v in self.institutions.items())
             lines.append(f"  {self.records} records from {self.batches} batches: {shares}")
+        if self.erased:
+            lines.append(
+                f"  {len(self.erased)} record(s) erased since this run (their leaves still "
+                "prove they were trained on; their text is gone): "
+                + ", ".join(f"{e['record_id']} at {e['erased_at']}" for e in self.erased[:5])
+                + (f" (+{len(self.erased) - 5} more)" if len(self.erased) > 5 else "")
+            )
         lines.append("VALID" if self.ok else "INVALID")
         return "\n".join(lines)
 
@@ -221,6 +232,15 @@ def _check_records(
         for item in items:
             if not _leaf_in_tree(tree, item["leaf"]):
                 problems.append(f"record {item['record_id']} is not a leaf of batch {batch_id}")
+            erasure = ledger.erasure(item["record_id"])
+            if erasure is not None:
+                report.erased.append(
+                    {
+                        "record_id": item["record_id"],
+                        "batch_id": batch_id,
+                        "erased_at": str(erasure["erased_at"]),
+                    }
+                )
         institutions[batch.institution_id] += len(items)
     report.batches = len(by_batch)
     report.records = len(records)

@@ -162,6 +162,77 @@ def submit(
 
 
 @app.command()
+def erase(
+    record_id: Annotated[str, typer.Argument(help="The record to erase (rec_...).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (recorded in the log; no personal data).")
+    ],
+    institution: Annotated[
+        str | None,
+        typer.Option(
+            "--institution", help="Erase on behalf of this institution (it must own the record)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a record for good: its text, salt and hash are deleted from every store of this home,
+    its near-duplicate entry and cached embeddings too; its salted leaf stays in the batch tree,
+    so every other record still proves. Erasing again is a no-op; an unknown record exits 2."""
+    from api.services.erasure import ErasureRequest
+
+    with exit_on_error(as_json), open_parts() as parts:
+        result = parts.erasure.erase(
+            ErasureRequest(record_id=record_id, reason=reason, institution_id=institution)
+        )
+
+    def human() -> None:
+        removed = result["removed"]
+        if result["already_erased"]:
+            out.print(f"{record_id} was already erased at {result['erased_at']}; swept again.")
+        else:
+            out.print(f"erased {record_id} (batch {result['batch_id']}) at {result['erased_at']}")
+        out.print(
+            "  removed: text, salt and record hash "
+            f"{'yes' if removed['body'] else 'already gone'}; "
+            f"near-duplicate index entries {removed['near_duplicate_index_entries']}; "
+            f"cached embeddings {removed['cached_embeddings']}"
+        )
+        out.print(f"  kept: salted leaf {result['kept']['leaf']} (unlinkable without the salt)")
+        if result["legacy_text_in_log"]:
+            err.print(
+                "[yellow]warning:[/yellow] this record was submitted before the record store; "
+                "its text is also in the old event log until the home is re-sealed "
+                "(`byr reseal`, see docs/PROVENANCE.md)",
+                highlight=False,
+            )
+
+    emit(result, as_json=as_json, human=human)
+
+
+@app.command()
+def reseal(as_json: JsonOpt = False) -> None:
+    """Make the text of a home written before the record store erasable: re-seal the embedded
+    event log without text (bodies move to the record store, verified against every leaf and
+    root), then rebuild the state. Stop the server and workers first. Safe to run twice."""
+    from api.composition import reseal as reseal_home
+
+    with exit_on_error(as_json):
+        result = reseal_home(load_settings())
+
+    def human() -> None:
+        if result["already_sealed"]:
+            out.print(f"nothing to re-seal: the log's {result['events']} events hold no text")
+            return
+        out.print(
+            f"re-sealed {result['events']} events: {result['batches_rewritten']} batches "
+            f"rewritten, {result['bodies_moved']} record bodies moved to the record store, "
+            f"{result['erased_dropped']} erased bodies dropped; state rebuilt"
+        )
+
+    emit(result, as_json=as_json, human=human)
+
+
+@app.command()
 def dispatch(as_json: JsonOpt = False) -> None:
     """Run pending governance, anchor and reward jobs until none makes progress."""
     with exit_on_error(as_json), open_parts() as parts:

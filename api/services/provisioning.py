@@ -30,7 +30,14 @@ DEMO_INSTITUTIONS: tuple[tuple[str, str], ...] = (
 )
 
 #: What ``byr init --force`` deletes from an embedded home (and the SQLite side files of each).
-HOME_CONTENTS = ("events.db", "state.db", "governance", "deployments.json", "chains")
+HOME_CONTENTS = (
+    "events.db",
+    "state.db",
+    "records.db",
+    "governance",
+    "deployments.json",
+    "chains",
+)
 
 
 class NotInitialized(InvalidRequest):

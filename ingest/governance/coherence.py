@@ -130,11 +130,17 @@ def batch_coherence(
     *,
     embedder: Embedder,
     splitter: SentenceSplitter | None = None,
+    owners: Sequence[str] | None = None,
 ) -> list[CoherenceScores]:
     """Coherence scores of many items, in order, with one embedding call per language.
 
     An empty output scores 0 on ``instruction_output`` and ``None`` on ``consecutive_sentences``.
+    ``owners`` (one record id per item) tags the cached embeddings of each item's instruction and
+    sentences with its record, so that erasing the record erases them
+    (:meth:`Embedder.forget_records`).
     """
+    if owners is not None and len(owners) != len(items):
+        raise ValueError(f"{len(owners)} owners for {len(items)} items")
     splitter = splitter or _DEFAULT_SPLITTER
     results: list[CoherenceScores | None] = [None] * len(items)
     by_language: dict[str, list[int]] = {}
@@ -146,7 +152,12 @@ def batch_coherence(
         texts = [items[i].instruction for i in indices]
         for found in sentences:
             texts.extend(found)
-        vectors = embedder.encode(texts, language=language)
+        text_owners = None
+        if owners is not None:
+            text_owners = [owners[i] for i in indices]
+            for i, found in zip(indices, sentences, strict=True):
+                text_owners.extend([owners[i]] * len(found))
+        vectors = embedder.encode(texts, language=language, owners=text_owners)
         instruction_vectors = vectors[: len(indices)]
         offset = len(indices)
         for k, index in enumerate(indices):

@@ -19,6 +19,7 @@ typical unrelated pair and 1 is identical, so callers can use one threshold for 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.metadata
 import logging
 import os
@@ -33,6 +34,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ingest.governance.errors import GovernanceError
+from ingest.governance.storage import (
+    flush_erased,
+    key_id,
+    load_cache_key,
+    random_cache_key,
+)
 from ledger.files import private_database
 
 if TYPE_CHECKING:
@@ -101,10 +108,16 @@ def model_for_language(language: str) -> EmbeddingModelSpec:
         ) from None
 
 
-def text_digest(text: str) -> bytes:
-    """The cache key of a text: sha256 of its UTF-8 bytes."""
+def text_digest(text: str, *, key: bytes, namespace: str) -> bytes:
+    """The keyed hash of a text: HMAC-SHA256(``key``, ``namespace`` || 0x00 || ``text``), both in
+    UTF-8.
+
+    The embedding cache uses the model key as ``namespace``. Keyed, so that the cache files do not
+    let anyone confirm a guessed text (see :mod:`ingest.governance.storage`).
+    """
     # "surrogatepass": a lone surrogate (valid in JSON) must not make a text unhashable.
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    message = namespace.encode("utf-8") + b"\x00" + text.encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -120,27 +133,43 @@ class EmbedderStats:
 
 
 class EmbeddingCache:
-    """Vectors keyed by (model key, sha256 of text), stored as float32 bytes in SQLite.
+    """Vectors keyed by (model key, keyed hash of text), stored as float32 bytes in SQLite, each
+    tagged with the records whose texts produced it.
 
-    ``path=None`` keeps the cache in memory for the life of the object. The file may be shared by
-    several processes (WAL mode, ``INSERT OR IGNORE``: the vector of a given key never changes).
-    The file and its folder are owner-only (see :mod:`ledger.files`).
+    An entry's key is :func:`text_digest` of its text with the model key as namespace, under
+    ``key``: by default the secret of the file's folder (:func:`load_cache_key`), or a random one
+    when ``path=None`` (the cache then lives in memory for the life of the object). A file whose
+    entries were made under another key, or under the unkeyed sha256 of earlier versions, is
+    emptied on open: a cache, it fills again.
+
+    Ownership: ``owners(record_id, model, text_key)`` rows say which records' texts produced
+    an entry; :meth:`forget_records` deletes the entries of erased records. The file may be shared
+    by several processes (WAL mode, ``INSERT OR IGNORE``: the vector of a given key never
+    changes). Deleted rows are overwritten with zeros. The file, its folder and the key are
+    owner-only (see :mod:`ledger.files`).
     """
 
-    def __init__(self, path: Path | None) -> None:
+    SCHEME = "hmac-sha256/1"
+    """How entries are keyed (stored with the key's id; anything else is dropped on open)."""
+
+    def __init__(self, path: Path | None, *, key: bytes | None = None) -> None:
+        if key is None:
+            key = random_cache_key() if path is None else load_cache_key(path.parent)
+        self._key = key
         if path is not None:
             private_database(path)
         self._conn = sqlite3.connect(
             ":memory:" if path is None else str(path), check_same_thread=False, timeout=30.0
         )
-        with self._conn:
-            if path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings ("
-                " model TEXT NOT NULL, text_sha256 BLOB NOT NULL, vector BLOB NOT NULL,"
-                " PRIMARY KEY (model, text_sha256)) WITHOUT ROWID"
-            )
+        # Erasure: deleted entries are overwritten with zeros, not left in free pages.
+        self._conn.execute("PRAGMA secure_delete=ON")
+        if path is not None:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._create_schema()
+
+    def digest(self, model_key: str, text: str) -> bytes:
+        """The cache key of ``text`` under ``model_key``."""
+        return text_digest(text, key=self._key, namespace=model_key)
 
     def get_many(self, model_key: str, digests: Sequence[bytes]) -> dict[bytes, bytes]:
         """The stored vector bytes of those ``digests`` that are cached."""
@@ -149,27 +178,77 @@ class EmbeddingCache:
             chunk = digests[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
-                "SELECT text_sha256, vector FROM embeddings"
-                f" WHERE model = ? AND text_sha256 IN ({marks})",
+                "SELECT text_key, vector FROM embeddings"
+                f" WHERE model = ? AND text_key IN ({marks})",
                 (model_key, *chunk),
             )
             found.update(rows)
         return found
 
-    def put_many(self, model_key: str, items: Sequence[tuple[bytes, bytes]]) -> None:
-        """Store ``(digest, vector bytes)`` pairs; existing keys are left as they are."""
+    def put_many(
+        self,
+        model_key: str,
+        items: Sequence[tuple[bytes, bytes]],
+        *,
+        owners: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Store ``(digest, vector bytes)`` pairs (existing keys are left as they are) and
+        ``(record_id, digest)`` ownership pairs, in one transaction."""
         with self._conn:
             self._conn.executemany(
-                "INSERT OR IGNORE INTO embeddings (model, text_sha256, vector) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO embeddings (model, text_key, vector) VALUES (?, ?, ?)",
                 [(model_key, digest, vector) for digest, vector in items],
             )
-
-    def delete_many(self, model_key: str, digests: Sequence[bytes]) -> None:
-        with self._conn:
             self._conn.executemany(
-                "DELETE FROM embeddings WHERE model = ? AND text_sha256 = ?",
-                [(model_key, digest) for digest in digests],
+                "INSERT OR IGNORE INTO owners (record_id, model, text_key) VALUES (?, ?, ?)",
+                [(record_id, model_key, digest) for record_id, digest in owners],
             )
+
+    def delete_many(self, model_key: str, digests: Sequence[bytes]) -> int:
+        """Delete the entries of ``digests`` (with their ownership); how many were stored."""
+        return self._erase([(model_key, digest) for digest in digests])
+
+    def delete_texts(self, texts: Sequence[str]) -> int:
+        """Delete the entries of ``texts`` under every model key in the cache; how many were
+        stored. For erasure of texts whose owners were not recorded."""
+        models = [row[0] for row in self._conn.execute("SELECT DISTINCT model FROM embeddings")]
+        return self._erase([(m, self.digest(m, text)) for m in models for text in texts])
+
+    def forget_records(self, record_ids: Sequence[str]) -> int:
+        """Delete every entry owned by any of ``record_ids``; how many entries were deleted.
+
+        An entry that other records own too (the same sentence in two records) is deleted as
+        well, with all its ownership: the erased record's text must go, and the other records
+        simply embed it again when they need it.
+        """
+        entries: set[tuple[str, bytes]] = set()
+        for start in range(0, len(record_ids), _LOOKUP_CHUNK):
+            chunk = record_ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            entries.update(
+                (str(model), bytes(digest))
+                for model, digest in self._conn.execute(
+                    f"SELECT model, text_key FROM owners WHERE record_id IN ({marks})", chunk
+                )
+            )
+        # Every ownership row of these records goes with its entry.
+        return self._erase(sorted(entries))
+
+    def owned_count(self, record_ids: Sequence[str]) -> int:
+        """Number of distinct entries owned by any of ``record_ids``."""
+        entries: set[tuple[str, bytes]] = set()
+        for start in range(0, len(record_ids), _LOOKUP_CHUNK):
+            chunk = record_ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            entries.update(
+                self._conn.execute(
+                    "SELECT o.model, o.text_key FROM owners o JOIN embeddings e"
+                    " ON e.model = o.model AND e.text_key = o.text_key"
+                    f" WHERE o.record_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return len(entries)
 
     def __len__(self) -> int:
         (count,) = self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()
@@ -177,6 +256,56 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._conn.close()
+
+    def _erase(self, entries: Sequence[tuple[str, bytes]]) -> int:
+        """Delete ``(model, digest)`` entries and their ownership, then flush the log."""
+        with self._conn:
+            deleted = self._conn.executemany(
+                "DELETE FROM embeddings WHERE model = ? AND text_key = ?", entries
+            ).rowcount
+            self._conn.executemany("DELETE FROM owners WHERE model = ? AND text_key = ?", entries)
+        flush_erased(self._conn)
+        return max(deleted, 0)
+
+    def _create_schema(self) -> None:
+        scheme = f"{self.SCHEME}/{key_id(self._key)}"
+        # IMMEDIATE: two processes opening an old file must not both decide to empty it.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            stored = self._conn.execute("SELECT value FROM meta WHERE key = 'scheme'").fetchone()
+            dropped = stored is None or stored[0] != scheme
+            if dropped:
+                # Unkeyed (earlier versions) or made under another key: unusable, and an
+                # unkeyed one is what must not stay on disk.
+                self._conn.execute("DROP TABLE IF EXISTS embeddings")
+                self._conn.execute("DROP TABLE IF EXISTS owners")
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('scheme', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (scheme,),
+                )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings ("
+                " model TEXT NOT NULL, text_key BLOB NOT NULL, vector BLOB NOT NULL,"
+                " PRIMARY KEY (model, text_key)) WITHOUT ROWID"
+            )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS owners ("
+                " record_id TEXT NOT NULL, model TEXT NOT NULL, text_key BLOB NOT NULL,"
+                " PRIMARY KEY (record_id, model, text_key)) WITHOUT ROWID"
+            )
+            self._conn.execute(
+                "CREATE INDEX IF NOT EXISTS owners_by_entry ON owners (model, text_key)"
+            )
+            self._conn.commit()
+        except BaseException:
+            self._conn.rollback()
+            raise
+        if dropped:
+            flush_erased(self._conn)
 
 
 class Embedder:
@@ -187,14 +316,24 @@ class Embedder:
     :meth:`encode_raw` bypasses the cache. Every returned row is float32 and L2-normalized. Safe to
     share between threads (calls are serialized).
 
+    ``key`` keys the cache (see :class:`EmbeddingCache`; by default the secret of
+    ``cache_path``'s folder, or a random key for the in-memory cache of ``cache_path=None``).
+    Callers that embed texts of records name them (``owners``) so that :meth:`forget_records`
+    can erase every vector derived from a record.
+
     ``batch_size`` is the model's batch; 128 measured about 10% less CPU than 64 on the many
     short sentences of coherence scoring, and the same on whole records.
     """
 
     def __init__(
-        self, *, cache_path: Path | None = None, device: str = "cpu", batch_size: int = 128
+        self,
+        *,
+        cache_path: Path | None = None,
+        key: bytes | None = None,
+        device: str = "cpu",
+        batch_size: int = 128,
     ) -> None:
-        self._cache = EmbeddingCache(cache_path)
+        self._cache = EmbeddingCache(cache_path, key=key)
         self._device = device
         self._batch_size = batch_size
         self._models: dict[str, SentenceTransformer] = {}
@@ -211,13 +350,23 @@ class Embedder:
         """The model that embeds texts of ``language``; raises :class:`UnsupportedLanguage`."""
         return model_for_language(language)
 
-    def encode(self, texts: Sequence[str], *, language: str) -> np.ndarray:
-        """Embeddings of ``texts`` (shape ``(len(texts), dim)``), from the cache where possible."""
+    def encode(
+        self, texts: Sequence[str], *, language: str, owners: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Embeddings of ``texts`` (shape ``(len(texts), dim)``), from the cache where possible.
+
+        ``owners`` names the record whose text each of ``texts`` is (one id per text): every
+        cache entry used, found or computed, is then tagged with it, for :meth:`forget_records`.
+        ``None`` tags nothing (for texts that belong to no record).
+        """
         spec = model_for_language(language)
+        if owners is not None and len(owners) != len(texts):
+            raise ValueError(f"{len(owners)} owners for {len(texts)} texts")
         if not texts:
             return np.zeros((0, spec.dimension), dtype=np.float32)
         key = _model_key(spec)
-        digests = [text_digest(text) for text in texts]
+        digests = [self._cache.digest(key, text) for text in texts]
+        owned = [] if owners is None else list(dict.fromkeys(zip(owners, digests, strict=True)))
         with self._lock:
             cached = self._cache.get_many(key, list(dict.fromkeys(digests)))
             missing: dict[bytes, str] = {}
@@ -233,9 +382,13 @@ class Embedder:
             if missing:
                 fresh = self._run_model(spec, list(missing.values()))
                 self._cache.put_many(
-                    key, [(d, row.tobytes()) for d, row in zip(missing, fresh, strict=True)]
+                    key,
+                    [(d, row.tobytes()) for d, row in zip(missing, fresh, strict=True)],
+                    owners=owned,
                 )
                 vectors.update(zip(missing, fresh, strict=True))
+            elif owned:
+                self._cache.put_many(key, [], owners=owned)
         return np.stack([vectors[digest] for digest in digests]).astype(np.float32, copy=False)
 
     def encode_raw(self, texts: Sequence[str], *, language: str) -> np.ndarray:
@@ -246,11 +399,27 @@ class Embedder:
         with self._lock:
             return self._run_model(spec, list(texts))
 
-    def forget(self, texts: Sequence[str], *, language: str) -> None:
-        """Drop the cached vectors of ``texts`` (used when a record is erased)."""
+    def forget(self, texts: Sequence[str], *, language: str) -> int:
+        """Drop the cached vectors of ``texts`` (zeroed on disk); how many were cached."""
         spec = model_for_language(language)
+        key = _model_key(spec)
         with self._lock:
-            self._cache.delete_many(_model_key(spec), [text_digest(text) for text in texts])
+            return self._cache.delete_many(key, [self._cache.digest(key, t) for t in texts])
+
+    def forget_records(self, record_ids: Sequence[str]) -> int:
+        """Drop every cached vector owned by any of ``record_ids`` (see ``owners`` in
+        :meth:`encode`), zeroed on disk; how many vectors were dropped.
+
+        A vector that other records own too (a sentence two records share) goes as well: the
+        others embed it again when they need it.
+        """
+        with self._lock:
+            return self._cache.forget_records(list(record_ids))
+
+    def owned_count(self, record_ids: Sequence[str]) -> int:
+        """Number of cached vectors owned by any of ``record_ids``."""
+        with self._lock:
+            return self._cache.owned_count(list(record_ids))
 
     def calibrate(self, cosines: np.ndarray | float, *, language: str) -> np.ndarray:
         """Cosines rescaled: 0 is a typical unrelated pair, 1 is identical; clipped to [0, 1].

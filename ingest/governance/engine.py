@@ -46,6 +46,7 @@ from ingest.governance.errors import GovernanceInputError
 from ingest.governance.flags import FlagCode, FlagSeverity, QualityFlag
 from ingest.governance.policy import Policy, load_policy
 from ingest.governance.quality import QualityChecker
+from ingest.governance.storage import DEDUP_FILE, EMBEDDINGS_FILE, load_cache_key
 from ingest.governance.terms import LANGUAGES, TermIndex, default_index
 
 __all__ = [
@@ -102,12 +103,13 @@ class GovernanceEngine:
     @classmethod
     def open(cls, *, directory: Path, policy: Policy | None = None) -> GovernanceEngine:
         """An engine whose embedding cache and near-duplicate index live in ``directory``
-        (``embeddings.sqlite``, ``dedup.sqlite``), the index configured by
-        :meth:`Policy.dedup_config`."""
+        (``embeddings.sqlite``, ``dedup.sqlite``, keyed by the folder's ``cache.key``, see
+        :mod:`ingest.governance.storage`), the index configured by :meth:`Policy.dedup_config`."""
         policy = policy or load_policy()
-        embedder = Embedder(cache_path=directory / "embeddings.sqlite")
+        key = load_cache_key(directory)
+        embedder = Embedder(cache_path=directory / EMBEDDINGS_FILE, key=key)
         index = DedupIndex(
-            directory / "dedup.sqlite", embedder=embedder, config=policy.dedup_config()
+            directory / DEDUP_FILE, embedder=embedder, config=policy.dedup_config(), key=key
         )
         return cls(policy=policy, embedder=embedder, dedup_index=index)
 
@@ -245,7 +247,12 @@ class GovernanceEngine:
             )
             for i in indices
         ]
-        results = batch_coherence(items, embedder=self.embedder, splitter=self.splitter)
+        results = batch_coherence(
+            items,
+            embedder=self.embedder,
+            splitter=self.splitter,
+            owners=[records[i].record_id for i in indices],
+        )
         for i, result in zip(indices, results, strict=True):
             t = self.policy.thresholds(records[i].discipline)
             scores[i]["instruction_output"] = _round(result.instruction_output)
@@ -318,7 +325,9 @@ class GovernanceEngine:
             language = records[indices[0]].language
             # Same texts as the coherence step embedded: served by the embedding cache.
             vectors = self.embedder.encode(
-                [records[i].question for i in indices], language=language
+                [records[i].question for i in indices],
+                language=language,
+                owners=[records[i].record_id for i in indices],
             )
             similarity = self.embedder.calibrate(vectors @ vectors.T, language=language)
             for k in range(1, len(indices)):

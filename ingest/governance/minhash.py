@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -103,9 +104,16 @@ def normalize_text(text: str) -> str:
     return _CJK_SPACE_RE.sub("", " ".join(folded.split()))
 
 
-def exact_key(normalized: str) -> bytes:
-    """The exact-duplicate key of a normalized text: sha256 of its UTF-8 bytes."""
-    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).digest()
+def exact_key(normalized: str, *, key: bytes) -> bytes:
+    """The exact-duplicate key of a normalized text: HMAC-SHA256(``key``, ``b"exact\\x00"`` +
+    its UTF-8 bytes).
+
+    Keyed (by the governance folder's secret, see :mod:`ingest.governance.storage`) so that a
+    stored key does not let anyone confirm a guessed text; the prefix keeps these hashes apart
+    from the other keyed hashes made with the same secret.
+    """
+    message = b"exact\x00" + normalized.encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 def _mix(values: np.ndarray) -> np.ndarray:

@@ -165,7 +165,10 @@ def _is_unusual(ch: str) -> bool:
 
 
 def _garbled_spans(text: str, max_unusual_ratio: float) -> list[tuple[int, int, str]]:
-    spans = [(m.start(), m.end(), f"mojibake {m.group()[:12]!r}") for m in _MOJIBAKE.finditer(text)]
+    spans = [
+        (m.start(), m.end(), "mojibake (text decoded with the wrong encoding)")
+        for m in _MOJIBAKE.finditer(text)
+    ]
     for i, ch in enumerate(text):
         if unicodedata.category(ch) == "Cc" and ch not in _CONTROL_OK:
             spans.append((i, i + 1, f"control character U+{ord(ch):04X}"))

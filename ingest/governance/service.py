@@ -15,6 +15,13 @@ half is repeated (:meth:`GovernanceEngine.decide`); text checks and coherence ar
 So every batch is checked against every record accepted before it, on any worker, exactly as if
 one process had governed them all in the order of the ``corpus-index`` stream.
 
+Erasure: the index and the embedding cache hold copies of accepted text. Every sync also follows
+the erasures this process's projections applied (:meth:`CorpusLedger.erasures_since`) and purges
+the erased records from both (:func:`ingest.governance.erasure.purge_records`), so a worker on any
+machine forgets an erased record at its next step; the erasure count it has applied is kept in
+``erasures.applied`` next to the index (purging again is harmless, so a lost count only repeats
+work).
+
 Crash safety: the index is written only from the log (:meth:`GovernanceService.sync_index`,
 idempotent per record, its position stored with the records). A worker that dies after the
 append catches up on restart; one that dies before it leaves the job open, and the batch is
@@ -24,6 +31,7 @@ governed again.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -32,6 +40,7 @@ from ledger.application import CorpusLedger
 from ledger.eventlog.base import ConcurrencyConflict, StreamAppend
 from ledger.events import BatchGoverned, CorpusIndexExtended, DomainEvent, RecordEntry
 from ledger.faults import crash_point
+from ledger.files import private_dir, private_file
 from ledger.ids import CORPUS_INDEX_STREAM, batch_stream
 from ledger.jobs import JobResult, Outcome
 
@@ -47,9 +56,15 @@ class GovernanceService:
     DECIDE_ATTEMPTS = 50
     """Decisions tried against a moving accepted corpus before the batch is left for later."""
 
-    def __init__(self, *, ledger: CorpusLedger, engine: GovernanceEngine) -> None:
+    ERASURES_FILE = "erasures.applied"
+
+    def __init__(
+        self, *, ledger: CorpusLedger, engine: GovernanceEngine, directory: Path | None = None
+    ) -> None:
         self.ledger = ledger
         self.engine = engine
+        self.directory = directory
+        self._erasures_applied = self._read_erasures_applied()
 
     @classmethod
     def open(
@@ -60,9 +75,9 @@ class GovernanceService:
         from ingest.governance.engine import GovernanceEngine
         from ingest.governance.policy import load_policy
 
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         engine = GovernanceEngine.open(directory=directory, policy=load_policy(policy_path))
-        return cls(ledger=ledger, engine=engine)
+        return cls(ledger=ledger, engine=engine, directory=directory)
 
     def close(self) -> None:
         self.engine.dedup_index.close()
@@ -85,6 +100,7 @@ class GovernanceService:
         from ingest.governance.dedup import DedupItem
 
         self.ledger.sync()
+        self.purge_erased()
         index = self.engine.dedup_index
         while entries := self.ledger.corpus_index_since(index.position, limit=200):
             items = [
@@ -94,6 +110,40 @@ class GovernanceService:
             ]
             index.add(items, position=entries[-1][0])
         return index.position
+
+    def purge_erased(self) -> int:
+        """Remove every record erased since the last purge from the near-duplicate index and the
+        embedding cache; returns how many erasures were applied."""
+        from ingest.governance.erasure import purge_records
+
+        applied = 0
+        while erasures := self.ledger.erasures_since(self._erasures_applied, limit=500):
+            record_ids = [record_id for _, record_id in erasures]
+            if self.directory is not None:
+                purge_records(self.directory, record_ids)
+            else:
+                for record_id in record_ids:
+                    self.engine.dedup_index.remove(record_id)
+            self._erasures_applied = erasures[-1][0]
+            self._write_erasures_applied()
+            applied += len(record_ids)
+        return applied
+
+    def _read_erasures_applied(self) -> int:
+        if self.directory is None:
+            return 0
+        try:
+            return int((self.directory / self.ERASURES_FILE).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return 0
+
+    def _write_erasures_applied(self) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / self.ERASURES_FILE
+        staging = private_file(path.with_name(path.name + ".tmp"))
+        staging.write_text(str(self._erasures_applied), encoding="ascii")
+        os.replace(staging, path)
 
     def govern_batch(self, batch_id: str) -> dict[str, int]:
         """Decide one batch and record ``BatchGoverned``; returns accepted/rejected counts.
@@ -106,8 +156,12 @@ class GovernanceService:
         version = self.ledger.log.stream_version(stream)
         self.ledger.sync()
         batch = self.ledger.batch(batch_id)
-        entries: list[RecordEntry] = self.ledger.batch_entries(batch_id)
-        inputs = [GovernanceInput.from_record(e.record_id, e.record, e.redactions) for e in entries]
+        live = self.ledger.live_records(batch_id)
+        entries: list[RecordEntry] = [entry for entry, _ in live]
+        inputs = [
+            GovernanceInput.from_record(entry.record_id, view.record or {}, entry.redactions)
+            for entry, view in live
+        ]
         assessment = self.engine.assess(inputs)
         for attempt in range(1, self.DECIDE_ATTEMPTS + 1):
             indexed = self.sync_index()

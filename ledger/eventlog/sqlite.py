@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -262,6 +262,27 @@ class SQLiteEventLog(EventLog):
             ):
                 heads[stream_id] = StreamHead(version, last_hash)
         return heads
+
+    def import_sealed(
+        self, rows: Sequence[tuple[Any, ...]], heads: Mapping[str, tuple[int, str]]
+    ) -> None:
+        """Fill an empty log with envelopes sealed elsewhere (``ledger.reseal``): ``rows`` are
+        ``(event_id, stream_id, sequence, event_type, schema_version, occurred_at, payload,
+        prev_hash, hash)`` in position order, ``heads`` each stream's ``(version, last_hash)``.
+        One transaction; raises :class:`EventLogError` when the log is not empty."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None:
+                    raise EventLogError(f"{self.path} is not empty; refusing to import into it")
+                conn.executemany(_INSERT_EVENT, [(*r[:6], _dumps(r[6]), r[7], r[8]) for r in rows])
+                conn.executemany(_UPSERT_HEAD, [(stream, v, h) for stream, (v, h) in heads.items()])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+        self._notify_appended()
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger.events.envelope import DomainEvent, Topic, event
+from ledger.events.envelope import DomainEvent, Topic, event, upcaster
 
 # ---------------------------------------------------------------------------------------------
 # Institutions
@@ -43,8 +43,23 @@ class InstitutionDeactivated(DomainEvent):
 # ---------------------------------------------------------------------------------------------
 
 
+class LegacyBody(BaseModel):
+    """The text, salt and unsalted hash that schema 1 of ``CorpusBatchSubmitted`` kept in the
+    log itself; present only on events written before the record store (see ``byr reseal``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    record: dict[str, str]
+    salt: str
+    record_hash: str
+
+
 class RecordEntry(BaseModel):
-    """One record as stored in the log: desensitized fields, salt and Merkle data (no raw PII)."""
+    """One record as the log knows it: identity, Merkle leaf and non-text metadata.
+
+    The record's text, salt and unsalted hash are not here: they live in the deletable record
+    store (:mod:`ledger.recordstore`), so that erasing a record never needs to change the log.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,18 +67,25 @@ class RecordEntry(BaseModel):
     index: int
     """Position of the record in the batch tree's input order."""
     source_line: int | None = None
-    record: dict[str, str]
-    """The canonical record fields (see docs/PROVENANCE.md)."""
-    salt: str
-    """0x-prefixed 32-byte hex."""
-    record_hash: str
     leaf: str
+    """0x-prefixed ``keccak256(keccak256(abi.encode(record_hash, salt)))``."""
+    discipline: str
+    language: str
+    task_type: str
     redactions: dict[str, int] = {}
     """PII type -> number of replacements made at intake (never the values)."""
+    legacy: LegacyBody | None = None
+    """Schema 1 only: the body as the old log holds it (erasable only after a re-seal)."""
 
 
-@event(topic=Topic.CORPUS)
+@event(topic=Topic.CORPUS, version=2)
 class CorpusBatchSubmitted(DomainEvent):
+    """A batch entered the ledger: its root, manifest and record entries (no text, no salt).
+
+    Schema 2 moved each record's text, salt and unsalted hash to the record store; schema 1
+    payloads are upcast with those kept aside as ``RecordEntry.legacy``.
+    """
+
     batch_id: str
     institution_id: str
     source_name: str
@@ -73,7 +95,7 @@ class CorpusBatchSubmitted(DomainEvent):
     manifest: dict[str, Any]
     records: list[RecordEntry]
     rejected_at_intake: list[dict[str, Any]] = []
-    """Intake problems (location + field + message) of lines that did not become records."""
+    """Intake problems (location + field + rule) of lines that did not become records."""
 
 
 @event(topic=Topic.CORPUS)
@@ -116,13 +138,50 @@ class CorpusIndexExtended(DomainEvent):
     record_ids: list[str]
 
 
-@event(topic=Topic.CORPUS)
+@event(topic=Topic.CORPUS, version=2)
 class RecordErased(DomainEvent):
-    """A record's text and salt were erased from every store we control; its leaf stays on chain."""
+    """A record's text, salt and unsalted hash were erased from every store we control; its salted
+    leaf stays in the log and on chain, unlinkable to any text without the salt."""
 
     batch_id: str
     record_id: str
     reason: str
+    """Why, as the requester gave it (free text, kept short by the doors)."""
+    requested_by: str
+    """Who asked: the institution (or the operator) on whose authority the record was erased."""
+
+
+@upcaster("RecordErased", 1)
+def _record_erased_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 had no requester; it was only ever appended by hand."""
+    return {**payload, "requested_by": payload.get("requested_by", "unknown")}
+
+
+@upcaster("CorpusBatchSubmitted", 1)
+def _batch_submitted_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 kept each record's text, salt and hash in the log: keep them aside as ``legacy``
+    and lift the non-text metadata the projections now read from the entry."""
+    entries = []
+    for entry in payload.get("records", []):
+        record = dict(entry.get("record", {}))
+        entries.append(
+            {
+                "record_id": entry["record_id"],
+                "index": entry["index"],
+                "source_line": entry.get("source_line"),
+                "leaf": entry["leaf"],
+                "discipline": record.get("discipline", ""),
+                "language": record.get("language", ""),
+                "task_type": record.get("task_type", ""),
+                "redactions": entry.get("redactions", {}),
+                "legacy": {
+                    "record": record,
+                    "salt": entry["salt"],
+                    "record_hash": entry["record_hash"],
+                },
+            }
+        )
+    return {**payload, "records": entries}
 
 
 # ---------------------------------------------------------------------------------------------

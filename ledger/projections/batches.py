@@ -75,10 +75,10 @@ class BatchesProjection(Projection):
         batch_id TEXT NOT NULL,
         idx INTEGER NOT NULL,
         source_line INTEGER,
-        record TEXT,
-        salt TEXT,
-        record_hash TEXT NOT NULL,
         leaf TEXT NOT NULL,
+        discipline TEXT NOT NULL,
+        language TEXT NOT NULL,
+        task_type TEXT NOT NULL,
         redactions TEXT NOT NULL,
         status TEXT NOT NULL,
         reasons TEXT,
@@ -86,6 +86,16 @@ class BatchesProjection(Projection):
         UNIQUE (batch_id, idx)
     );
     CREATE INDEX IF NOT EXISTS records_by_status ON records (status, batch_id, idx);
+    CREATE TABLE IF NOT EXISTS erasures (
+        record_id TEXT PRIMARY KEY,
+        batch_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        erased_at TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        prior_status TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS erasures_by_position ON erasures (position);
     CREATE TABLE IF NOT EXISTS corpus_index (
         version INTEGER PRIMARY KEY,
         batch_id TEXT NOT NULL,
@@ -115,18 +125,18 @@ class BatchesProjection(Projection):
             ),
         )
         conn.executemany(
-            "INSERT INTO records (record_id, batch_id, idx, source_line, record, salt,"
-            " record_hash, leaf, redactions, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO records (record_id, batch_id, idx, source_line, leaf, discipline,"
+            " language, task_type, redactions, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.record_id,
                     event.batch_id,
                     r.index,
                     r.source_line,
-                    _dumps(r.record),
-                    r.salt,
-                    r.record_hash,
                     r.leaf,
+                    r.discipline,
+                    r.language,
+                    r.task_type,
                     _dumps(r.redactions),
                     RecordStatus.PENDING,
                 )
@@ -215,10 +225,40 @@ class BatchesProjection(Projection):
 
     @on(RecordErased)
     def erased(self, event: RecordErased, envelope: Envelope, conn: sqlite3.Connection) -> None:
+        row = conn.execute(
+            "SELECT status FROM records WHERE record_id = ?", (event.record_id,)
+        ).fetchone()
+        if row is None or row[0] == RecordStatus.ERASED:
+            return  # an erasure of an unknown or already erased record changes nothing
         conn.execute(
-            "UPDATE records SET status = ?, record = NULL, salt = NULL WHERE record_id = ?",
+            "INSERT INTO erasures (record_id, batch_id, position, erased_at, requested_by,"
+            " reason, prior_status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.record_id,
+                event.batch_id,
+                envelope.sequence if envelope.position is None else envelope.position,
+                envelope.occurred_at,
+                event.requested_by,
+                event.reason,
+                row[0],
+            ),
+        )
+        conn.execute(
+            "UPDATE records SET status = ? WHERE record_id = ?",
             (RecordStatus.ERASED, event.record_id),
         )
+
+    def create_schema(self, conn: sqlite3.Connection) -> None:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+        if "salt" in columns:
+            # A state database from before the record store: its rows held text. The state is
+            # derived, so drop this read model and let the runner rebuild it from the log.
+            conn.execute("DROP TABLE records")
+            conn.execute("DROP TABLE IF EXISTS batches")
+            conn.execute("DROP TABLE IF EXISTS corpus_index")
+            conn.execute("DELETE FROM projection_positions WHERE name = ?", (self.name,))
+            conn.execute("DELETE FROM applied_events WHERE projection = ?", (self.name,))
+        super().create_schema(conn)
 
 
 # -- queries -------------------------------------------------------------------------------------
@@ -234,14 +274,18 @@ _RECORD_COLUMNS = (
     "batch_id",
     "idx",
     "source_line",
-    "record",
-    "salt",
-    "record_hash",
     "leaf",
+    "discipline",
+    "language",
+    "task_type",
     "redactions",
     "status",
     "reasons",
     "decision",
+)
+_RECORD_SELECT = (
+    f"SELECT {', '.join('r.' + c for c in _RECORD_COLUMNS)}, e.erased_at"
+    " FROM records r LEFT JOIN erasures e ON e.record_id = r.record_id"
 )
 
 
@@ -253,19 +297,25 @@ def _batch_view(row: Sequence[Any]) -> BatchView:
 
 
 def _record_view(row: Sequence[Any]) -> RecordView:
+    """The projected part of a record; its body (text, salt, hash) is joined by the ledger from
+    the record store."""
     return RecordView(
         record_id=row[0],
         batch_id=row[1],
         index=row[2],
         source_line=row[3],
-        record=json.loads(row[4]) if row[4] is not None else None,
-        salt=row[5],
-        record_hash=row[6],
-        leaf=row[7],
+        record=None,
+        salt=None,
+        record_hash=None,
+        leaf=row[4],
+        discipline=row[5],
+        language=row[6],
+        task_type=row[7],
         redactions=json.loads(row[8]),
         status=row[9],
         reasons=json.loads(row[10]) if row[10] else [],
         decision=json.loads(row[11]) if row[11] else None,
+        erased_at=row[12],
     )
 
 
@@ -290,9 +340,7 @@ def list_batches(conn: sqlite3.Connection, *, institution_id: str | None = None)
 
 def get_record(conn: sqlite3.Connection, record_id: str) -> RecordView | None:
     """The record ``record_id`` (text and salt ``None`` once erased); ``None`` when unknown."""
-    row = conn.execute(
-        f"SELECT {', '.join(_RECORD_COLUMNS)} FROM records WHERE record_id = ?", (record_id,)
-    ).fetchone()
+    row = conn.execute(_RECORD_SELECT + " WHERE r.record_id = ?", (record_id,)).fetchone()
     return _record_view(row) if row is not None else None
 
 
@@ -300,12 +348,12 @@ def list_records(
     conn: sqlite3.Connection, batch_id: str, *, status: str | None = None
 ) -> list[RecordView]:
     """The records of ``batch_id`` (only those in ``status``, when given), in batch order."""
-    query = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM records WHERE batch_id = ?"
+    query = _RECORD_SELECT + " WHERE r.batch_id = ?"
     params: tuple[Any, ...] = (batch_id,)
     if status is not None:
-        query += " AND status = ?"
+        query += " AND r.status = ?"
         params += (status,)
-    rows = conn.execute(query + " ORDER BY idx", params).fetchall()
+    rows = conn.execute(query + " ORDER BY r.idx", params).fetchall()
     return [_record_view(r) for r in rows]
 
 
@@ -320,14 +368,13 @@ def list_accepted_feed(
     """Accepted, not erased records of anchored (or rewarded) batches, in the order their batches
     were submitted, each with its batch; empty filters select everything."""
     query = (
-        f"SELECT {', '.join('r.' + c for c in _RECORD_COLUMNS)}"
-        " FROM records r JOIN batches b ON b.batch_id = r.batch_id"
+        _RECORD_SELECT + " JOIN batches b ON b.batch_id = r.batch_id"
         " WHERE r.status = ? AND b.status IN (?, ?)"
     )
     params: list[Any] = [RecordStatus.ACCEPTED, BatchStatus.ANCHORED, BatchStatus.REWARDED]
     for column, values in (
-        ("json_extract(r.record, '$.discipline')", disciplines),
-        ("json_extract(r.record, '$.language')", languages),
+        ("r.discipline", disciplines),
+        ("r.language", languages),
         ("b.institution_id", institutions),
     ):
         if values:
@@ -351,28 +398,55 @@ def list_accepted_feed(
 
 def list_corpus_index_since(
     conn: sqlite3.Connection, version: int, *, limit: int = 1000
-) -> list[tuple[int, list[tuple[str, dict[str, Any]]]]]:
+) -> list[tuple[int, list[str]]]:
     """Entries of the corpus index after ``version``, oldest first, at most ``limit``:
-    ``(version, [(record_id, canonical record), ...])``, erased records left out."""
+    ``(version, [record_id, ...])``, erased records left out."""
     rows = conn.execute(
         "SELECT version, record_ids FROM corpus_index WHERE version > ? ORDER BY version LIMIT ?",
         (version, limit),
     ).fetchall()
-    out: list[tuple[int, list[tuple[str, dict[str, Any]]]]] = []
+    out: list[tuple[int, list[str]]] = []
     for entry_version, record_ids in rows:
         ids = json.loads(record_ids)
         marks = ",".join("?" * len(ids))
-        stored = dict(
-            conn.execute(
-                f"SELECT record_id, record FROM records WHERE record_id IN ({marks})"
-                " AND record IS NOT NULL",
-                ids,
-            ).fetchall()
-            if ids
-            else []
-        )
-        out.append((entry_version, [(i, json.loads(stored[i])) for i in ids if i in stored]))
+        erased = {
+            row[0]
+            for row in (
+                conn.execute(
+                    f"SELECT record_id FROM erasures WHERE record_id IN ({marks})", ids
+                ).fetchall()
+                if ids
+                else []
+            )
+        }
+        out.append((entry_version, [i for i in ids if i not in erased]))
     return out
+
+
+def list_erasures_since(
+    conn: sqlite3.Connection, seq: int, *, limit: int = 1000
+) -> list[tuple[int, str]]:
+    """Erasures applied to this state database after ``seq`` (its own order of application),
+    oldest first: ``(seq, record_id)``. Each process's purge of local copies follows this."""
+    rows = conn.execute(
+        "SELECT rowid, record_id FROM erasures WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        (seq, limit),
+    ).fetchall()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def get_erasure(conn: sqlite3.Connection, record_id: str) -> dict[str, Any] | None:
+    """The erasure of ``record_id`` (when, by whom, why, and the status it had); ``None`` when
+    the record was not erased."""
+    row = conn.execute(
+        "SELECT record_id, batch_id, erased_at, requested_by, reason, prior_status"
+        " FROM erasures WHERE record_id = ?",
+        (record_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("record_id", "batch_id", "erased_at", "requested_by", "reason", "prior_status")
+    return dict(zip(keys, row, strict=True))
 
 
 def count_batches_by_status(conn: sqlite3.Connection) -> dict[str, int]:

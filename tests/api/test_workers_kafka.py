@@ -25,7 +25,7 @@ import pytest
 
 from api.composition import Parts
 from bench.dedup_synth import SynthCorpus
-from ingest.governance.minhash import exact_key, normalize_text
+from ingest.governance.minhash import normalize_text
 from ledger.chain.accounts import DEV_PRIVATE_KEYS, dev_accounts
 from ledger.chain.anvil import ANVIL_BINARY, AnvilNode
 from ledger.eventlog.kafka.broker import free_port
@@ -466,7 +466,7 @@ def test_a_stream_is_governed_exactly_once_by_two_workers_one_killed_on_anvil_ch
         assert len(indexed) == len(set(indexed))
         assert set(indexed) == set(accepted)
         # No copy was accepted twice, whichever worker saw which copy.
-        keys = Counter(exact_key(normalize_text(texts[r])) for r in accepted)
+        keys = Counter(normalize_text(texts[r]) for r in accepted)
         assert keys.most_common(1)[0][1] == 1
         duplicates = {r: str(d["duplicate_of"]) for r, d in decided.items() if d["duplicate_of"]}
         across = [

@@ -154,3 +154,21 @@ def test_queued_request_is_run_by_the_trainer_worker(trained: tuple[Parts, dict]
     runs = [r for r in rt.ledger.training_runs() if r.request_id == request_id]
     assert len(runs) == 1 and runs[0].status == "anchored"
     assert rt.ledger.status().pending_jobs == {}
+
+
+def test_lineage_after_an_erasure_shows_the_record_erased(trained: tuple[Parts, dict]) -> None:
+    """Runs last: it erases a trained record from the shared home."""
+    from api.services.erasure import ErasureRequest
+
+    rt, result = trained
+    manifest = json.loads((Path(result["adapter_dir"]) / MANIFEST_NAME).read_text())
+    victim = manifest["dataset"]["train_record_ids"][0]
+    erased = rt.erasure.erase(ErasureRequest(record_id=victim, reason="withdrawn by the author"))
+    assert erased["removed"]["body"]
+
+    report = rt.training.lineage(Path(result["adapter_dir"]))
+    assert report.ok, report.render()
+    assert [e["record_id"] for e in report.erased] == [victim]
+    assert "erased since this run" in report.render()
+    assert victim not in [r.record_id for r, _ in rt.ledger.accepted_feed()]
+    assert rt.ledger.replay().equal

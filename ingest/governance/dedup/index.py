@@ -22,9 +22,9 @@ from ingest.governance.minhash import (
     BandIndex,
     MinHasher,
     estimated_jaccard,
-    exact_key,
     normalize_text,
 )
+from ingest.governance.storage import load_cache_key
 
 
 @dataclass
@@ -47,14 +47,23 @@ class _Candidate:
 class DedupIndex:
     """The accepted corpus's near-duplicate index, stored in one SQLite file.
 
-    ``embedder=None`` disables stage 3 (only exact and MinHash duplicates are found). Calls are
-    serialized (safe to share between threads).
+    ``embedder=None`` disables stage 3 (only exact and MinHash duplicates are found). ``key``
+    keys the exact-duplicate hashes stored in the file and the in-memory memo (by default the
+    secret of ``path``'s folder, see :mod:`ingest.governance.storage`); texts the index embeds
+    are tagged with their record ids in the embedder's cache. Calls are serialized (safe to share
+    between threads).
     """
 
     def __init__(
-        self, path: Path, *, embedder: Embedder | None, config: DedupConfig | None = None
+        self,
+        path: Path,
+        *,
+        embedder: Embedder | None,
+        config: DedupConfig | None = None,
+        key: bytes | None = None,
     ) -> None:
         config = config or DedupConfig()
+        self._key = load_cache_key(path.parent) if key is None else key
         self._path = path
         self._embedder = embedder
         self._config = config
@@ -62,7 +71,9 @@ class DedupIndex:
             num_perm=config.num_perm, shingle_size=config.shingle_size, seed=config.seed
         )
         self._lock = threading.RLock()
-        self._store = IndexStore(path, scheme=config.scheme(), signatures=self._hasher.signatures)
+        self._store = IndexStore(
+            path, scheme=config.scheme(), signatures=self._hasher.signatures, key=self._key
+        )
         self._memo: dict[tuple[str, bytes], _Prepared] = {}
         self._generation = -1
         self._reset_memory()
@@ -99,7 +110,7 @@ class DedupIndex:
                 model_for_language(item.language)
             prepared = self._prepare(items)
             self._memo = {
-                (item.record_id, text_digest(item.text)): p
+                (item.record_id, self._memo_key(item.text)): p
                 for item, p in zip(items, prepared, strict=True)
             }
             results: list[DuplicateMatch | None] = [None] * len(items)
@@ -179,12 +190,17 @@ class DedupIndex:
             return len(new_items)
 
     def remove(self, record_id: str) -> bool:
-        """Erase a record from the index (its text included, and its cached embedding).
+        """Erase a record from the index (its text, keys and signature, zeroed on disk) and every
+        embedding its texts left in the embedder's cache (:meth:`Embedder.forget_records`), even
+        when the record was never stored (a rejected record was embedded too).
 
         Returns whether the record was stored.
         """
         with self._lock:
             self._sync()
+            self._memo = {k: v for k, v in self._memo.items() if k[0] != record_id}
+            if self._embedder is not None:
+                self._embedder.forget_records([record_id])
             deleted = self._store.delete(record_id)
             if deleted is None:
                 return False
@@ -196,6 +212,7 @@ class DedupIndex:
                 same_text.remove(pos)
             self._generation = generation
             if self._embedder is not None:
+                # Its vector when it was embedded without an owner.
                 self._embedder.forget([text], language=language)
             return True
 
@@ -312,17 +329,24 @@ class DedupIndex:
                 if text is not None:
                     pairs.setdefault(i, []).append((c, text))
 
-        # One encode call per language for the whole batch; the cache makes repeats free.
-        by_language: dict[str, list[str]] = {}
+        # One encode call per language for the whole batch; the cache makes repeats free. Each
+        # text is tagged with the record it is the text of, for erasure.
+        by_language: dict[str, list[tuple[str, str]]] = {}
         for i, found in pairs.items():
-            texts = by_language.setdefault(items[i].language, [])
-            texts.append(items[i].text)
-            texts.extend(text for _, text in found)
+            owned = by_language.setdefault(items[i].language, [])
+            owned.append((items[i].text, items[i].record_id))
+            owned.extend((text, c.record_id) for c, text in found)
         vectors: dict[str, dict[str, np.ndarray]] = {}
-        for language, texts in by_language.items():
-            unique = list(dict.fromkeys(texts))
-            encoded = self._embedder.encode(unique, language=language)
-            vectors[language] = dict(zip(unique, encoded, strict=True))
+        for language, owned in by_language.items():
+            unique = list(dict.fromkeys(owned))
+            encoded = self._embedder.encode(
+                [text for text, _ in unique],
+                language=language,
+                owners=[owner for _, owner in unique],
+            )
+            vectors[language] = {
+                text: vector for (text, _), vector in zip(unique, encoded, strict=True)
+            }
 
         for i, found in pairs.items():
             table = vectors[items[i].language]
@@ -346,7 +370,7 @@ class DedupIndex:
         todo: list[int] = []
         normalized: list[str] = []
         for item in items:
-            memo = self._memo.get((item.record_id, text_digest(item.text)))
+            memo = self._memo.get((item.record_id, self._memo_key(item.text)))
             out.append(memo)
             if memo is None:
                 todo.append(len(out) - 1)
@@ -354,8 +378,11 @@ class DedupIndex:
         if todo:
             sigs = self._hasher.signatures(normalized)
             for k, index in enumerate(todo):
-                out[index] = _Prepared(exact_key(normalized[k]), sigs[k])
+                out[index] = _Prepared(self._store.exact_key(normalized[k]), sigs[k])
         return [p for p in out if p is not None]
+
+    def _memo_key(self, text: str) -> bytes:
+        return text_digest(text, key=self._key, namespace="dedup-memo")
 
     # -- in-memory state ---------------------------------------------------------------
 

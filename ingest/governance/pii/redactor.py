@@ -7,6 +7,7 @@ value; what they find is mapped back, and the redaction replaces exactly the ori
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -114,15 +115,22 @@ class PiiRedactor:
         for text in texts:
             if len(text) > MAX_TEXT_CHARS:
                 raise TextTooLong(f"text of {len(text)} characters exceeds {MAX_TEXT_CHARS}")
-        nlp = self.pipeline(language)
+        _check_language(language)
         views = [normalize(text) for text in texts]
         results: list[list[PiiMatch]] = [[] for _ in texts]
-        todo = [i for i, view in enumerate(views) if view.text.strip()]
-        docs = nlp.pipe((views[i].text for i in todo), batch_size=batch_size)
-        for i, doc in zip(todo, docs, strict=True):
-            found = map_back(views[i], doc_matches(doc))
-            found.extend(find_reordered(texts[i], self.config))
-            results[i] = resolve_overlaps(found)
+        # A text's declared language says what it mostly is, not what it holds: an English answer
+        # may name 学生王芳 and a Chinese one "Li Na". A text with both scripts goes through the
+        # mixed pipeline, which runs the rules of both.
+        by_language: dict[str, list[int]] = {}
+        for i, view in enumerate(views):
+            if view.text.strip():
+                by_language.setdefault(effective_language(view.text, language), []).append(i)
+        for lang, todo in by_language.items():
+            docs = self.pipeline(lang).pipe((views[i].text for i in todo), batch_size=batch_size)
+            for i, doc in zip(todo, docs, strict=True):
+                found = map_back(views[i], doc_matches(doc))
+                found.extend(find_reordered(texts[i], self.config))
+                results[i] = resolve_overlaps(found)
         return results
 
     def redact(self, text: str, *, language: str) -> PiiRedaction:
@@ -135,6 +143,18 @@ class PiiRedactor:
         """:meth:`redact` for several texts of one language."""
         found = self.detect_many(texts, language=language, batch_size=batch_size)
         return [apply_redaction(t, m) for t, m in zip(texts, found, strict=True)]
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def effective_language(text: str, declared: str) -> str:
+    """The pipeline a (normalized) text needs: ``mixed`` when it holds Chinese characters and
+    Latin words whatever was declared, else the declared language."""
+    if declared != "mixed" and _HAN.search(text) and _LATIN_WORD.search(text):
+        return "mixed"
+    return declared
 
 
 def _check_language(language: str) -> str:

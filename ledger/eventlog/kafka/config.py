@@ -32,6 +32,11 @@ class KafkaLogConfig:
     """How long an operation keeps retrying an unreachable broker before raising."""
     transaction_timeout_s: float = 15.0
     """How long a transaction left open by a crashed writer blocks readers (at most)."""
+    erase_within_s: float = 900.0
+    """The records topic's ``max.compaction.lag.ms`` (as seconds), set when the topic is created:
+    the longest an erased body can stay in the brokers' files, plus the cleaner's backoff (see
+    ``ledger.recordstore.kafka``). Smaller means erasure completes sooner and busy partitions are
+    rewritten more often."""
 
     def __post_init__(self) -> None:
         if not self.bootstrap or any(not part.strip() for part in self.bootstrap.split(",")):
@@ -46,6 +51,8 @@ class KafkaLogConfig:
             raise ValueError("timeout_s must be positive")
         if not 1.0 <= self.transaction_timeout_s <= 900.0:
             raise ValueError("transaction_timeout_s must be within 1..900 s")
+        if not 2.0 <= self.erase_within_s <= 7 * 86400.0:
+            raise ValueError("erase_within_s must be within 2 s..7 days")
 
     @property
     def log_topic(self) -> str:
@@ -70,7 +77,13 @@ class KafkaLogConfig:
         defaults = KafkaLogConfig(bootstrap=self.bootstrap)
         options = {
             name: getattr(self, name)
-            for name in ("prefix", "family_partitions", "timeout_s", "transaction_timeout_s")
+            for name in (
+                "prefix",
+                "family_partitions",
+                "timeout_s",
+                "transaction_timeout_s",
+                "erase_within_s",
+            )
             if getattr(self, name) != getattr(defaults, name)
         }
         query = f"?{urlencode(options)}" if options else ""
@@ -82,6 +95,7 @@ _OPTIONS: dict[str, type] = {
     "family_partitions": int,
     "timeout_s": float,
     "transaction_timeout_s": float,
+    "erase_within_s": float,
 }
 
 

@@ -402,3 +402,35 @@ def test_chinese_technical_text_is_left_alone(redactor: PiiRedactor, text: str) 
 def test_mixed_technical_text_is_left_alone(redactor: PiiRedactor) -> None:
     text = "Dijkstra 算法和 Bellman-Ford 算法；Shannon 香农 1948 年；look at example.com。"
     assert redactor.redact(text, language="mixed").text == text
+
+
+@pytest.mark.parametrize(
+    ("declared", "text", "expected"),
+    [
+        (
+            "en",
+            "Sampling above the Nyquist rate. 学生王芳缺勤。",
+            "Sampling above the Nyquist rate. 学生[PERSON]缺勤。",
+        ),
+        (
+            "en",
+            "Shannon's bound holds. 学生王\u200b芳缺勤。",
+            "Shannon's bound holds. 学生[PERSON]缺勤。",
+        ),
+        (
+            "zh",
+            "香农定理给出信道容量。The grader, Li Na, will reply.",
+            "香农定理给出信道容量。The grader, [PERSON], will reply.",
+        ),
+        (
+            "zh",
+            "奈奎斯特采样。the grader, wang fang, replied.",
+            "奈奎斯特采样。the grader, [PERSON], replied.",
+        ),
+    ],
+)
+def test_names_in_the_other_script_of_a_declared_language(
+    redactor: PiiRedactor, declared: str, text: str, expected: str
+) -> None:
+    """The declared language says what a text mostly is; names in the other script are found."""
+    assert redactor.redact(text, language=declared).text == expected

@@ -25,6 +25,7 @@ from ledger.events import BatchGoverned, CorpusIndexExtended, decode
 from ledger.ids import CORPUS_INDEX_STREAM, batch_stream
 from ledger.projections.base import ProjectionStore
 from ledger.projections.outbox import JobKind
+from ledger.recordstore import SqliteRecordStore
 
 HANDSHAKE = (
     "The three-way handshake lets both ends agree on initial sequence numbers before data "
@@ -97,7 +98,12 @@ def workers(tmp_path: Path, embedder: Embedder) -> Iterator[list[Worker]]:
         home = tmp_path / name
         home.mkdir()
         log = open_event_log(f"sqlite:///{tmp_path / 'events.db'}")
-        ledger = CorpusLedger(log=log, store=ProjectionStore(home / "state.db"))
+        # One log and one record store, as in an embedded home; each its own state and index.
+        ledger = CorpusLedger(
+            log=log,
+            store=ProjectionStore(home / "state.db"),
+            records=SqliteRecordStore(tmp_path / "records.db"),
+        )
         index = DedupIndex(home / "dedup.sqlite", embedder=embedder, config=policy.dedup_config())
         engine = GovernanceEngine(policy=policy, embedder=embedder, dedup_index=index)
         started.append(Worker(ledger, GovernanceService(ledger=ledger, engine=engine)))
@@ -187,3 +193,19 @@ def test_the_index_is_rebuilt_from_the_log(workers: list[Worker], tmp_path: Path
     # Catching up again adds nothing.
     assert b.service.sync_index() == 1
     assert len(fresh) == 2
+
+
+def test_a_record_erased_anywhere_leaves_every_worker_index(workers: list[Worker]) -> None:
+    a, b = workers
+    first = submit(a, ORIGINAL)
+    assert a.service.govern_batch(first) == {"accepted": 1, "rejected": 0}
+    b.service.sync_index()
+    (record_id,) = [r.record_id for r in a.ledger.records(first)]
+    assert record_id in b.service.engine.dedup_index
+
+    a.ledger.erase(record_id, reason="withdrawn", requested_by="bupt")
+    b.service.sync_index()  # b's next step follows the erasure it reads from the log
+    assert record_id not in b.service.engine.dedup_index
+    # A copy of the erased text is novel again: nothing of the original is left to match.
+    again = submit(b, ORIGINAL)
+    assert b.service.govern_batch(again) == {"accepted": 1, "rejected": 0}

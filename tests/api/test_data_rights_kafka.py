@@ -1,0 +1,119 @@
+"""Data rights with the Kafka event log and record topic (a real KRaft broker): planted personal
+data reaches no byte of the home, the broker's data folder or the chain state; an erased record's
+text, salt and unsalted hash leave them too, once the records topic is compacted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.composition import Parts
+from api.services.erasure import ErasureRequest
+from ledger.audit import verify_offline
+from ledger.settings import LedgerSettings
+from tests.api.test_data_rights import (
+    OBFUSCATED,
+    PLAIN_PII,
+    forms,
+    hits,
+    sample_records,
+    secrets_of,
+    unique_texts,
+    write_jsonl,
+)
+from tests.homes import initialized_settings
+from tests.kafka_fixtures import (
+    KafkaForTests,
+    kafka_broker_fixture,  # noqa: F401 - provides kafka_broker
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+COMPACTION_WAIT_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def broker_data(kafka_broker: KafkaForTests) -> Path:
+    if kafka_broker.local is None:
+        pytest.skip("the broker named by BYR_TEST_KAFKA keeps its files out of reach")
+    return kafka_broker.local.config.data_dir
+
+
+@pytest.fixture(scope="module")
+def parts(kafka_broker: KafkaForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
+    home = tmp_path_factory.mktemp("byr-kafka")
+    # Compaction within seconds, not the default 15 minutes: the test waits for the cleaner.
+    url = kafka_broker.url(erase_within_s=5)
+    settings = initialized_settings(home, event_log=url, model_cache=home / "m")
+    with Parts(settings) as parts:
+        yield parts
+
+
+def places(settings: LedgerSettings, broker_data: Path) -> list[Path]:
+    return [settings.home, broker_data]
+
+
+def scan(folders: list[Path], needles: dict[str, list[bytes]]) -> list[str]:
+    return [hit for folder in folders for hit in hits(folder, needles)]
+
+
+def test_planted_pii_reaches_neither_home_nor_broker(
+    parts: Parts, broker_data: Path, tmp_path: Path
+) -> None:
+    carrier = sample_records(0, len(OBFUSCATED) + len(PLAIN_PII))
+    items, needles = [], {}
+    for i, (form, _, language, template, value, plain) in enumerate(OBFUSCATED):
+        items.append(
+            {**carrier[i], "output": carrier[i]["output"] + " " + template.format(value)}
+            | {"language": language if language != "mixed" else "en"}
+        )
+        needles[f"{form} (raw)"] = forms(value)
+        if len(plain) >= 6:
+            needles[f"{form} (normalized)"] = forms(plain)
+    for j, (sentence, value) in enumerate(PLAIN_PII):
+        item = dict(carrier[len(OBFUSCATED) + j])
+        items.append({**item, "output": item["output"] + " " + sentence})
+        needles[f"plain {j}"] = forms(value)
+    outcome = parts.submission.submit(
+        write_jsonl(tmp_path / "planted.jsonl", items), institution_id="bupt", wait=True
+    )
+    (tmp_path / "planted.jsonl").unlink()
+    assert outcome.batch is not None
+    assert parts.ledger.batch(outcome.batch.batch_id).status == "rewarded"
+
+    found = scan(places(parts.settings, broker_data), needles)
+    assert found == [], "\n".join(found)
+
+
+def test_an_erased_record_leaves_home_and_broker(
+    parts: Parts, broker_data: Path, tmp_path: Path
+) -> None:
+    outcome = parts.submission.submit(
+        write_jsonl(tmp_path / "erase.jsonl", sample_records(60, 5)),
+        institution_id="bupt",
+        wait=True,
+    )
+    assert outcome.batch is not None
+    accepted = [
+        r.record_id for r in parts.ledger.records(outcome.batch.batch_id, status="accepted")
+    ]
+    victim = unique_texts(parts, accepted)[0]
+    secrets = secrets_of(parts, victim)
+    needles = {name: variants for name, variants in secrets}
+    folders = places(parts.settings, broker_data)
+    assert scan(folders, needles), "the scan must see the body before the erasure"
+
+    parts.erasure.erase(ErasureRequest(victim, "withdrawn by the author", "bupt"))
+
+    deadline = time.monotonic() + COMPACTION_WAIT_S
+    while (found := scan(folders, needles)) and time.monotonic() < deadline:
+        time.sleep(2.0)
+    assert found == [], "\n".join(found)
+    for record_id in accepted:
+        if record_id != victim:
+            assert verify_offline(parts.ledger.proof(record_id)).ok
+    assert parts.ledger.replay().equal
+    assert parts.erasure.erase(ErasureRequest(victim, "again", "bupt"))["already_erased"]
