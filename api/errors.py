@@ -4,18 +4,29 @@ Every error response has the body ``{"error": <type>, "message": <text>}``, plus
 (located problems) when the error carries several. :data:`ERROR_STATUS` says which status each of
 our typed errors gets; the most specific class listed wins. Errors that are not ours become a 500
 whose body says nothing about the failure (the server log has the traceback).
+
+A request-validation error never repeats what the client sent: an unknown key or the key of a
+free-form mapping can itself be personal data (an e-mail address, a phone number). So its issues
+locate the problem with names the API declares (the properties and parameters of the app's OpenAPI
+document, plus ``body``, ``query``, ...) and list indexes, any other location part reads ``<key>``;
+``input`` and ``ctx`` are left out; and the message is re-rendered from the pydantic error type with
+only context taken from the schema (expected values, patterns, limits), any other context reading
+``<value>``. Messages of error types that are not pydantic's own become a fixed text.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core import PydanticKnownError
+from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorPublic
@@ -127,21 +138,92 @@ def _typed_handler(status: int) -> Any:
     return handle
 
 
-async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    issues = [
-        {
-            "loc": [str(part) for part in err.get("loc", ())],
-            "message": err.get("msg", ""),
-            "type": err.get("type", ""),
-        }
-        for err in exc.errors()
-    ]
-    summary = "; ".join(f"{'.'.join(i['loc'])}: {i['message']}" for i in issues)
-    return JSONResponse(
-        error_body("RequestValidationError", f"invalid request: {summary}", issues=issues),
-        status_code=422,
-    )
+KEY_PLACEHOLDER = "<key>"
+"""Stands for a location part the API does not declare (an unknown key, a mapping's key)."""
+VALUE_PLACEHOLDER = "<value>"
+"""Stands for error context that may quote the input."""
+
+_LOCATION_SOURCES = frozenset({"body", "query", "path", "header", "cookie", "form"})
+_PYDANTIC_ERROR_TYPES = frozenset(typing.get_args(ErrorType))
+#: Error context that comes from the schema (or is a count), never from the input.
+_SCHEMA_CONTEXT = frozenset(
+    {
+        "expected", "pattern", "class_name", "class", "field_type", "min_length", "max_length",
+        "actual_length", "gt", "ge", "lt", "le", "multiple_of", "discriminator", "expected_tags",
+        "encoding", "tz_expected", "expected_schemes", "expected_version", "max_digits",
+        "decimal_places", "whole_digits",
+    }
+)  # fmt: skip
+#: Error types whose ``error`` context is a JSON parser's message, which names a position and
+#: never quotes the text (Python's ``json`` for FastAPI's own body, serde_json for pydantic).
+_PARSER_CONTEXT: dict[str, frozenset[str]] = {"json_invalid": frozenset({"error"})}
+
+
+def declared_names(openapi: Mapping[str, Any]) -> frozenset[str]:
+    """Every property and parameter name of an OpenAPI document, and the location sources."""
+    names: set[str] = set(_LOCATION_SOURCES)
+    pending: list[Any] = [openapi]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Mapping):
+            properties = node.get("properties")
+            if isinstance(properties, Mapping):
+                names.update(str(name) for name in properties)
+            parameters = node.get("parameters")
+            if isinstance(parameters, list):
+                names.update(str(p["name"]) for p in parameters if isinstance(p, Mapping))
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return frozenset(names)
+
+
+def safe_location(loc: Iterable[Any], declared: frozenset[str]) -> list[str]:
+    """``loc`` with every part that is neither a declared name nor a list index replaced by
+    :data:`KEY_PLACEHOLDER` (indexes as text, as before)."""
+    return [str(part) if type(part) is int or part in declared else KEY_PLACEHOLDER for part in loc]
+
+
+def safe_message(error_type: str, context: Mapping[str, Any] | None) -> str:
+    """The pydantic message of ``error_type`` rendered with schema context only."""
+    if error_type not in _PYDANTIC_ERROR_TYPES:
+        return "Input is not valid"
+    trusted = _SCHEMA_CONTEXT | _PARSER_CONTEXT.get(error_type, frozenset())
+    kept = {
+        key: value if key in trusted else VALUE_PLACEHOLDER
+        for key, value in (context or {}).items()
+    }
+    try:
+        return PydanticKnownError(error_type, kept).message()  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        # The context lacks what the type's message needs: say no more than the type.
+        return f"Input is not valid ({error_type})"
+
+
+def _validation_handler() -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    declared: frozenset[str] | None = None
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        nonlocal declared
+        assert isinstance(exc, RequestValidationError)
+        if declared is None:
+            # Routes are added after the handlers are installed: read them on first use.
+            declared = declared_names(request.app.openapi())
+        issues = [
+            {
+                "loc": safe_location(err.get("loc", ()), declared),
+                "message": safe_message(str(err.get("type", "")), err.get("ctx")),
+                "type": str(err.get("type", "")),
+            }
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(i['loc'])}: {i['message']}" for i in issues)
+        return JSONResponse(
+            error_body("RequestValidationError", f"invalid request: {summary}", issues=issues),
+            status_code=422,
+        )
+
+    return handle
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -169,7 +251,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register every mapping of this module on ``app``."""
     for error_type, status in ERROR_STATUS.items():
         app.add_exception_handler(error_type, _typed_handler(status))
-    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler())
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 

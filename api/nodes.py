@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.chain.accounts import DEV_PRIVATE_KEYS
-from ledger.chain.anvil import AnvilNode, rpc_chain_id, stop_pid
+from ledger.chain.anvil import AnvilNode, rpc_chain_id, stop_pid, tighten_state_file
+from ledger.files import private_dir, private_file
 from ledger.settings import LedgerSettings
 
 ACADEMIC_PORT = 18545
@@ -24,6 +25,10 @@ def _nodes_file(settings: LedgerSettings) -> Path:
     return settings.chains_dir / "nodes.json"
 
 
+def _state_file(settings: LedgerSettings, name: str) -> Path:
+    return (settings.chains_dir / f"anvil-{name}.json").resolve()
+
+
 def chains_up(
     settings: LedgerSettings,
     *,
@@ -32,6 +37,7 @@ def chains_up(
 ) -> dict[str, Any]:
     """Start both nodes unless they already answer; returns their URLs, pids and the settings."""
     path = _nodes_file(settings)
+    private_dir(path.parent)
     known: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     nodes: dict[str, Any] = {}
     for name, chain_id, port in (
@@ -45,12 +51,11 @@ def chains_up(
         node = AnvilNode(
             chain_id=chain_id,
             port=port,
-            state_path=(settings.chains_dir / f"anvil-{name}.json").resolve(),
+            state_path=_state_file(settings, name),
             log_path=(settings.chains_dir / f"anvil-{name}.log").resolve(),
         ).start(detach=True)
         nodes[name] = {"url": node.url, "pid": node.pid, "chain_id": chain_id}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nodes, indent=2) + "\n")
+    private_file(path).write_text(json.dumps(nodes, indent=2) + "\n")
     env = {
         "BYR_CHAIN_BACKEND": "rpc",
         "BYR_ACADEMIC_RPC_URL": nodes["academic"]["url"],
@@ -69,5 +74,8 @@ def chains_down(settings: LedgerSettings) -> list[str]:
     stopped = [
         name for name, node in json.loads(path.read_text()).items() if stop_pid(int(node["pid"]))
     ]
+    for name in stopped:
+        # A detached node writes its state file with the umask of the command that started it.
+        tighten_state_file(_state_file(settings, name))
     path.unlink()
     return stopped

@@ -20,14 +20,26 @@ Alpaca-style exports often carry extra keys (``id``, ``history``, ``system``). `
 ``institution_id`` are such fields too: intake computes the first and takes the second from the
 submitting institution.
 
-Texts are stored with surrounding whitespace removed, ``\\r\\n`` turned into ``\\n`` and the bidi
-embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069) removed: they can make a
-stored text display differently from what it holds (and hide personal data from the desensitizer's
-patterns). Lengths are counted in characters after that. A text holding NUL (U+0000) is rejected
-(``nul_character``) rather than cleaned: a NUL in a text field usually means binary content pasted
-or converted by mistake, which the submitter should look at. Two records are duplicates when their
-instruction, input and output are equal after NFKC normalization, case folding and collapsing
-whitespace; the later one is reported.
+Texts are stored with surrounding whitespace removed, ``\\r\\n`` turned into ``\\n`` and every
+format character (Unicode category Cf, :data:`FORMAT_CHARACTERS`) removed, before the desensitizer
+reads them and before anything is hashed. Format characters are invisible or change how the text
+around them is displayed: bidi embedding, override and isolate controls (U+202A-U+202E,
+U+2066-U+2069) and marks (U+200E, U+200F, U+061C) make a stored text display differently from what
+it holds; zero-width spaces and joiners (U+200B-U+200D), the word joiner (U+2060), the BOM (U+FEFF)
+and the soft hyphen (U+00AD) split a word or a number without showing, so that two texts that read
+the same do not compare equal (exact and near-duplicate detection miss them) and a value escapes a
+pattern; tag characters (U+E0020-U+E007F) spell ASCII text that no one sees but a tokenizer reads.
+None is kept, not even the zero-width joiner of emoji sequences: this corpus is Chinese and English
+teaching text, where no word needs a joiner (unlike Persian or Indic scripts), and inside an emoji
+sequence a joiner only draws as one glyph what its parts already say (man, laptop: technologist).
+The few visible format characters (Arabic, Syriac and Kaithi number signs, Egyptian hieroglyph
+format controls) belong to scripts this corpus does not hold. Variation selectors (which pick CJK
+ideograph variants and emoji presentation) and line or paragraph separators are not format
+characters and stay. Lengths are counted in characters after that. A text holding NUL (U+0000) is
+rejected (``nul_character``) rather than cleaned: a NUL in a text field usually means binary
+content pasted or converted by mistake, which the submitter should look at. Two records are
+duplicates when their instruction, input and output are equal after NFKC normalization, case
+folding and collapsing whitespace; the later one is reported.
 
 Messages say where, never what. An issue names the file, line, index, field and the rule broken;
 it never repeats submitted text, because issues are stored in the event log (which is immutable)
@@ -77,7 +89,15 @@ NAMED_EXTRA_FIELDS: dict[str, str] = {
 submitter's: any other unknown field is counted without its name (see the module docstring)."""
 _LICENSE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+\-]{0,63}$")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+FORMAT_CHARACTERS = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
+"""The format characters (category Cf) of Unicode 14.0, which texts are stored without. A fixed
+list rather than the running Python's Unicode data, so that what a stored text may hold does not
+change with the interpreter."""
 _FIELD_SPELLING = re.compile(r"[\s\-]+")
 _NAMES_WITHHELD = "names not repeated: a field name may be personal data"
 
@@ -148,12 +168,13 @@ def json_type_name(value: Any) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """The stored form of a text: bidi embedding, override and isolate controls (U+202A-U+202E,
-    U+2066-U+2069) and NUL removed; ``\\r\\n`` and ``\\r`` become ``\\n``; outer spaces removed.
+    """The stored form of a text: format characters (:data:`FORMAT_CHARACTERS`: zero-width spaces
+    and joiners, the word joiner, the BOM, the soft hyphen, bidi controls, tag characters...) and
+    NUL removed; ``\\r\\n`` and ``\\r`` become ``\\n``; outer spaces removed.
 
     Intake rejects a text with NUL before it gets here; removing it too keeps this function safe
     for texts from elsewhere (a desensitizer's output)."""
-    text = _BIDI_CONTROLS.sub("", text).replace("\0", "")
+    text = FORMAT_CHARACTERS.sub("", text).replace("\0", "")
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
@@ -239,7 +260,8 @@ class _ItemCheck:
         return text
 
     def word(self, obj: dict[str, Any], name: str) -> str | None:
-        """An optional short string field: ``None`` when not given or unusable."""
+        """An optional short string field without format characters: ``None`` when not given or
+        unusable."""
         value = obj.get(name)
         if value is None:
             return None
@@ -248,10 +270,11 @@ class _ItemCheck:
                 IssueCode.WRONG_TYPE, f"expected a string, got {json_type_name(value)}", field=name
             )
             return None
-        if not value.strip():
+        value = FORMAT_CHARACTERS.sub("", value).strip()
+        if not value:
             self.add(IssueCode.EMPTY_FIELD, "must not be empty when given", field=name)
             return None
-        return value.strip()
+        return value
 
 
 def validate_item(

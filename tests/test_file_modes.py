@@ -3,7 +3,9 @@
 The home is written by the real ``byr`` command in its own process, started under umask 022 (as a
 shell usually has it) so that the command has to narrow its umask itself. The storage adapters are
 also checked in this process under umask 022, fresh and on a home left loose by an older version,
-and so is the Kafka broker's home (without starting Kafka).
+and so are the Kafka broker's home (without starting Kafka), the deployments file, the state and
+logs of local anvil nodes, and a training run's folder (run file, checkpoints, adapter and merged
+model).
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from api.nodes import chains_down, chains_up
 from ingest.governance.dedup.store import IndexStore
 from ingest.governance.embeddings import EmbeddingCache
+from ledger.chain.anvil import ANVIL_BINARY, AnvilNode, free_port
+from ledger.chain.deploy import ContractDeployment, Deployments
 from ledger.chain.tester import open_embedded
 from ledger.eventlog.kafka.broker import BrokerConfig, LocalBroker, tools_available
 from ledger.eventlog.sqlite import SQLiteEventLog
 from ledger.files import private_dir, private_file
 from ledger.projections.base import ProjectionStore
+from ledger.settings import LedgerSettings
 from tests.cli import ROOT, byr, ok_json
 
 EXAMPLES = ROOT / "examples"
@@ -154,6 +162,121 @@ def test_the_kafka_storage_tool_writes_owner_only_files(tmp_path: Path, loose_um
     assert (broker.config.data_dir / "meta.properties").is_file()
     # Kafka makes its metadata snapshot read-only (0400) on purpose: stricter is fine.
     assert not_private(broker.config.home, exact=False) == []
+
+
+def test_the_deployments_file_is_written_owner_only(tmp_path: Path, loose_umask: None) -> None:
+    home = tmp_path / "home"
+    academic = ContractDeployment(
+        chain_name="academic",
+        chain_id=31337001,
+        contract="AcademicLedger",
+        address="0x" + "11" * 20,
+        deploy_tx="0x" + "22" * 32,
+        block_number=1,
+        backend="tester",
+        admin="0x" + "33" * 20,
+    )
+    deployments = Deployments(
+        academic=academic,
+        incentive=replace(academic, chain_name="incentive", chain_id=31337002, contract="BYRToken"),
+    )
+    deployments.save(home / "deployments.json")
+    assert Deployments.load(home / "deployments.json") == deployments
+    assert not_private(home) == []
+    loosen(home)
+    deployments.save(home / "deployments.json")
+    assert not_private(home) == []
+
+
+def require_anvil() -> None:
+    if not ANVIL_BINARY.is_file():
+        pytest.skip(f"anvil binary not installed at {ANVIL_BINARY} (run `npm ci`)")
+
+
+@pytest.mark.anvil
+def test_an_anvil_nodes_state_and_log_are_owner_only(tmp_path: Path, loose_umask: None) -> None:
+    require_anvil()
+    chains = tmp_path / "home" / "chains"
+    node = AnvilNode(
+        chain_id=31337001, state_path=chains / "anvil.json", log_path=chains / "anvil.log"
+    )
+    with node:
+        assert not_private(tmp_path / "home") == []
+    assert (chains / "anvil.json").stat().st_size > 0
+    assert not_private(tmp_path / "home") == []
+    loosen(chains)
+    with node:
+        pass
+    assert not_private(chains) == []
+
+
+@pytest.mark.anvil
+def test_chains_up_and_down_keep_the_chains_folder_owner_only(
+    tmp_path: Path, loose_umask: None
+) -> None:
+    require_anvil()
+    settings = LedgerSettings(home=tmp_path / "home")
+    stopped: list[str] = []
+    try:
+        chains_up(settings, academic_port=free_port(), incentive_port=free_port())
+        assert (settings.chains_dir / "nodes.json").is_file()
+        assert not_private(settings.home) == []
+    finally:
+        stopped = chains_down(settings)
+    assert sorted(stopped) == ["academic", "incentive"]
+    # The detached nodes inherited umask 022 and wrote their state files on the way out.
+    assert {p.name for p in settings.chains_dir.iterdir()} >= {
+        "anvil-academic.json",
+        "anvil-incentive.json",
+        "anvil-academic.log",
+    }
+    assert not_private(settings.home) == []
+
+
+class Interrupt(Exception):
+    """Raised from the event sink to stop a run right after its first checkpoint."""
+
+
+def test_a_training_run_writes_owner_only_checkpoints_and_adapters(
+    tmp_path: Path, loose_umask: None
+) -> None:
+    import torch
+
+    from ledger.events import CheckpointSaved, DomainEvent
+    from tests.trainer.conftest import quick_recipe, sample_records
+    from trainer.checkpoint import list_checkpoints
+    from trainer.errors import TrainingFailed
+    from trainer.job import run_training
+    from trainer.manifest import MANIFEST_NAME, MERGED_DIR
+
+    def stop_after_a_checkpoint(event: DomainEvent) -> None:
+        if isinstance(event, CheckpointSaved):
+            raise Interrupt("stop")
+
+    runs = tmp_path / "runs"
+    options: dict[str, Any] = {
+        "base": "tiny",
+        "recipe": quick_recipe("lora", **{"training.checkpoint_every": 1}),
+        "dataset": sample_records(8),
+        "output_dir": runs / "run",
+        "max_steps": 2,
+        "progress": False,
+        "cache_dir": tmp_path / "models",
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model only loses time to a second thread
+    try:
+        with pytest.raises(TrainingFailed):
+            run_training(**options, on_event=stop_after_a_checkpoint)
+        assert list_checkpoints(runs / "run")
+        assert (runs / "run" / "run.json").is_file()
+        assert not_private(runs) == []
+        result = run_training(**options, resume=True, merge=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert (result.adapter_dir / MANIFEST_NAME).is_file()
+    assert any((result.adapter_dir / MERGED_DIR).iterdir())
+    assert not_private(runs) == []
 
 
 def test_process_defaults_narrow_the_umask_and_keep_a_stricter_one(loose_umask: None) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ledger.files import private_dir, tighten
 from trainer.errors import CheckpointError
 from trainer.methods.runtime import MethodRuntime
 
@@ -128,7 +129,8 @@ def save_checkpoint(
     final = checkpoint_dir(run_dir, state.step)
     staging = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
     try:
-        staging.mkdir(parents=True)
+        private_dir(final.parent)
+        private_dir(staging)
         save_file(runtime.trainable_state(), str(staging / "trainable.safetensors"))
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
@@ -138,6 +140,8 @@ def save_checkpoint(
         (staging / "rng.json").write_text(json.dumps(plain), encoding="utf-8")
         (staging / "trainer_state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
         for file in staging.iterdir():
+            # safetensors and torch.save create their files with the process umask.
+            tighten(file)
             _fsync(file)
         _fsync(staging)
         if final.exists():

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.events import TrainingRunCreated, TrainingRunFailed
+from ledger.files import private_dir, private_file
 from ledger.ids import new_run_id
 from trainer.architecture import base_model_hash
 from trainer.data import DatasetSnapshotLike, as_snapshot, split_records
@@ -159,8 +160,8 @@ def _open_run(
                 )
         return str(recorded["run_id"]), False
     run_id = new_run_id()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = output_dir / f".{RUN_FILE}.tmp"
+    private_dir(output_dir)
+    staging = private_file(output_dir / f".{RUN_FILE}.tmp")
     staging.write_text(json.dumps({"run_id": run_id, **expected}, indent=2), encoding="utf-8")
     staging.replace(run_file)
     return run_id, True

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ledger.files import private_dir, tighten
 from trainer.architecture import fingerprint
 from trainer.checkpoint import TrainerState
 from trainer.data import DatasetSnapshotLike, Example, collate, discipline_counts
@@ -89,13 +90,14 @@ def write_adapter(
     exists."""
     if adapter_dir.exists():
         shutil.rmtree(adapter_dir)
-    adapter_dir.mkdir(parents=True)
+    private_dir(adapter_dir)
     runtime.save(adapter_dir)
     digest = adapter_hash(adapter_dir)
     trained = runtime.model
     if merge:
         assert isinstance(runtime, MergeablePeftRuntime)
-        trained = runtime.save_merged(adapter_dir / MERGED_DIR)
+        trained = runtime.save_merged(private_dir(adapter_dir / MERGED_DIR))
+    _tighten_tree(adapter_dir)
     manifest = build_manifest(
         run_id=run_id,
         recipe=recipe,
@@ -112,8 +114,16 @@ def write_adapter(
         validation_loss=validation_loss,
         total_steps=total_steps,
     )
-    write_manifest(adapter_dir, manifest)
+    tighten(write_manifest(adapter_dir, manifest))
     return WrittenAdapter(adapter_dir=adapter_dir, digest=digest, manifest=manifest, model=trained)
+
+
+def _tighten_tree(folder: Path) -> None:
+    """Make everything under ``folder`` owner-only: peft and transformers save their files (and
+    any folder of their own) with the process umask."""
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            tighten(path)
 
 
 def build_manifest(

@@ -3,7 +3,8 @@
 
 anvil funds the development accounts of :mod:`ledger.chain.accounts` (its default mnemonic) with
 10,000 ETH each. A node started with ``state_path`` loads that file on start and writes it back on a
-clean stop.
+clean stop. The state and log files and their folder are owner-only (``ledger.files``): anvil writes
+its state file with the umask it inherited, so a node stopped here tightens the file after it exits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import requests
 
 from ledger.chain.errors import ChainError, ChainUnavailable
+from ledger.files import private_dir, private_file, tighten
 
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL_BINARY = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -101,7 +103,10 @@ class AnvilNode:
         if not self.binary.is_file():
             raise AnvilNotInstalled(f"anvil not found at {self.binary}: run `npm ci`")
         if self.state_path is not None:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.state_path.parent)
+            tighten_state_file(self.state_path)
+        if self.log_path is not None:
+            private_file(self.log_path)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self._process = subprocess.Popen(
@@ -136,6 +141,8 @@ class AnvilNode:
             return
         _terminate(self._process, timeout_s)
         self._process = None
+        if self.state_path is not None:
+            tighten_state_file(self.state_path)
 
     def __enter__(self) -> AnvilNode:
         return self.start()
@@ -147,6 +154,12 @@ class AnvilNode:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def tighten_state_file(state_path: Path) -> None:
+    """Remove group and other bits from a node's state file, when there is one."""
+    if state_path.is_file():
+        tighten(state_path)
 
 
 def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:

@@ -15,6 +15,7 @@ from ledger.chain.accounts import DevAccounts
 from ledger.chain.backends import Chain, translating_errors
 from ledger.chain.clients import AcademicLedgerClient, BYRTokenClient, Role
 from ledger.chain.errors import ChainError, ChainMismatch
+from ledger.files import private_dir, private_file
 
 DEPLOYMENTS_VERSION = 1
 GAS_DEPLOY = 3_000_000
@@ -83,12 +84,12 @@ class Deployments:
 
     def save(self, path: Path) -> None:
         """Write as JSON (atomically: a reader never sees half a file)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         data = {
             "version": DEPLOYMENTS_VERSION,
             "chains": {"academic": asdict(self.academic), "incentive": asdict(self.incentive)},
         }
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = private_file(path.with_suffix(path.suffix + ".tmp"))
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
 
