@@ -88,32 +88,43 @@ def test_planted_pii_reaches_neither_home_nor_broker(
     assert found == [], "\n".join(found)
 
 
-def test_an_erased_record_leaves_home_and_broker(
+def test_erased_records_leave_home_and_broker(
     parts: Parts, broker_data: Path, tmp_path: Path
 ) -> None:
-    outcome = parts.submission.submit(
-        write_jsonl(tmp_path / "erase.jsonl", sample_records(60, 5)),
+    """One record erased before governance, one after anchoring and rewarding."""
+    early = parts.submission.submit(
+        write_jsonl(tmp_path / "early.jsonl", sample_records(60, 4)), institution_id="bupt"
+    )
+    assert early.batch is not None
+    before_governance = unique_texts(parts, early.batch.record_ids)[0]
+    secrets = secrets_of(parts, before_governance)
+    parts.erasure.erase(ErasureRequest(before_governance, "consent withdrawn", "bupt"))
+    parts.pipeline.drain()
+    assert parts.ledger.batch(early.batch.batch_id).status == "rewarded"
+    assert parts.ledger.record(before_governance).status == "erased"
+
+    late = parts.submission.submit(
+        write_jsonl(tmp_path / "late.jsonl", sample_records(100, 5)),
         institution_id="bupt",
         wait=True,
     )
-    assert outcome.batch is not None
-    accepted = [
-        r.record_id for r in parts.ledger.records(outcome.batch.batch_id, status="accepted")
-    ]
-    victim = unique_texts(parts, accepted)[0]
-    secrets = secrets_of(parts, victim)
-    needles = {name: variants for name, variants in secrets}
+    assert late.batch is not None
+    batch_id = late.batch.batch_id
+    accepted = [r.record_id for r in parts.ledger.records(batch_id, status="accepted")]
+    after_anchor = unique_texts(parts, accepted)[0]
+    secrets += secrets_of(parts, after_anchor)
+    needles = {f"{i} {name}": variants for i, (name, variants) in enumerate(secrets)}
     folders = places(parts.settings, broker_data)
-    assert scan(folders, needles), "the scan must see the body before the erasure"
+    assert scan(folders, needles), "the scan must see the second body before its erasure"
 
-    parts.erasure.erase(ErasureRequest(victim, "withdrawn by the author", "bupt"))
+    parts.erasure.erase(ErasureRequest(after_anchor, "withdrawn by the author", "bupt"))
 
     deadline = time.monotonic() + COMPACTION_WAIT_S
     while (found := scan(folders, needles)) and time.monotonic() < deadline:
         time.sleep(2.0)
     assert found == [], "\n".join(found)
     for record_id in accepted:
-        if record_id != victim:
+        if record_id != after_anchor:
             assert verify_offline(parts.ledger.proof(record_id)).ok
     assert parts.ledger.replay().equal
-    assert parts.erasure.erase(ErasureRequest(victim, "again", "bupt"))["already_erased"]
+    assert parts.erasure.erase(ErasureRequest(after_anchor, "again", "bupt"))["already_erased"]
