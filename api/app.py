@@ -1,6 +1,6 @@
 """The HTTP API: a FastAPI app over the same application services as the ``byr`` command.
 
-``create_app()`` validates its settings at once (a bad ``BYR_API_TOKEN`` fails before serving); the
+``create_app()`` validates its settings at once (a bad setting fails before serving); the
 app's lifespan opens the :class:`~api.composition.Parts` (event log, state, deployments), refuses to
 start on an uninitialized ``BYR_HOME``, and closes what it opened. Serve it with one worker
 process: the embedded chains and the SQLite log are single-writer, and the app already serializes
@@ -12,12 +12,12 @@ the requests that use them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Self
 
 from fastapi import APIRouter, FastAPI
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
@@ -26,11 +26,22 @@ from api.composition import Parts
 from api.deps import ApiState
 from api.environment import apply_process_defaults
 from api.errors import install_error_handlers
-from api.routes import balances, batches, dispatch, health, institutions, records, status, verify
+from api.routes import (
+    balances,
+    batches,
+    dispatch,
+    health,
+    institutions,
+    keys,
+    records,
+    status,
+    verify,
+)
 from ledger.settings import LedgerSettings
 
 API_VERSION = "v1"
-MIN_TOKEN_CHARS = 16
+
+log = logging.getLogger(__name__)
 
 
 class ApiSettings(BaseSettings):
@@ -38,20 +49,11 @@ class ApiSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BYR_API_", env_file=".env", extra="ignore")
 
-    token: SecretStr | None = Field(
-        default=None,
-        description="When set, mutating endpoints require 'Authorization: Bearer <token>'. "
-        f"At least {MIN_TOKEN_CHARS} characters.",
+    insecure_local: bool = Field(
+        default=False,
+        description="Serve every /v1 route without a key, as one all-powerful local user. For a "
+        "demo on a laptop only: anyone who reaches the port can read every text and salt.",
     )
-
-    @model_validator(mode="after")
-    def _token_is_long_enough(self) -> Self:
-        if self.token is not None and len(self.token.get_secret_value()) < MIN_TOKEN_CHARS:
-            raise ValueError(
-                f"BYR_API_TOKEN must be at least {MIN_TOKEN_CHARS} characters "
-                "(or unset, to leave the API open)"
-            )
-        return self
 
 
 def _open(parts: Parts) -> None:
@@ -87,7 +89,17 @@ def create_app(
         opened = parts if parts is not None else Parts(ledger_settings)
         try:
             await run_in_threadpool(_open, opened)
-            app.state.byr = ApiState(parts=opened, lock=asyncio.Lock(), token=api.token)
+            if api.insecure_local:
+                log.warning(
+                    "INSECURE: serving without API keys (--insecure-local): anyone who reaches "
+                    "this port acts as an all-powerful local user and reads every text and salt"
+                )
+            app.state.byr = ApiState(
+                parts=opened,
+                lock=asyncio.Lock(),
+                keys=opened.keys,
+                insecure_local=api.insecure_local,
+            )
             yield
         finally:
             app.state.byr = None
@@ -103,7 +115,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=f"/{API_VERSION}")
-    for module in (status, institutions, batches, records, verify, balances, dispatch):
+    for module in (status, institutions, batches, records, verify, balances, dispatch, keys):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(console.router)

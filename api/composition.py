@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from api.pipeline import Pipeline, Stage
 from api.services.erasure import ErasureService
+from api.services.keys import KeyService
 from api.services.provisioning import (
     AlreadyInitialized,
     InstitutionRegistry,
@@ -37,7 +38,7 @@ from ledger.chain_jobs import AnchorBatchJob, AnchorRunJob, RewardJob
 from ledger.errors import InvalidRequest
 from ledger.eventlog import open_event_log
 from ledger.eventlog.base import EventLog
-from ledger.files import private_dir
+from ledger.files import private_dir, private_file
 from ledger.projections.base import ProjectionStore
 from ledger.projections.outbox import JobKind
 from ledger.recordstore import RecordStore
@@ -269,6 +270,10 @@ class Parts:
         )
 
     @cached_property
+    def keys(self) -> KeyService:
+        return KeyService(ledger=self.ledger)
+
+    @cached_property
     def erasure(self) -> ErasureService:
         self.require_initialized()
         return ErasureService(ledger=self.ledger, governance_dir=self.settings.governance_dir)
@@ -310,7 +315,7 @@ def initialize(
     exists = settings.deployments_path.exists()
     if exists and if_needed:
         with Parts(settings) as parts:
-            return parts.describe()
+            return parts.describe() | first_admin_key(settings, parts)
     if exists and not force:
         raise AlreadyInitialized(
             f"a ledger already exists in {settings.home} (use --force to start over)"
@@ -328,7 +333,24 @@ def initialize(
         registered = []
         if demo_institutions:
             registered = [v.to_dict() for v in parts.institutions.add_demo_institutions()]
-        return describe_home(settings=settings, ledger=parts.ledger, institutions=registered)
+        described = describe_home(settings=settings, ledger=parts.ledger, institutions=registered)
+        return described | first_admin_key(settings, parts)
+
+
+ADMIN_KEY_FILE = "admin.key"
+
+
+def first_admin_key(settings: LedgerSettings, parts: Parts) -> dict[str, Any]:
+    """Issue the first admin key when the ledger has no active one, into ``BYR_HOME/admin.key``
+    (owner-only); says where it is. The key is in that file and nowhere else: move it to a
+    password manager and delete the file."""
+    path = settings.home / ADMIN_KEY_FILE
+    if parts.keys.has_active_admin():
+        return {"admin_key_file": str(path) if path.exists() else None}
+    issued = parts.keys.create(role="admin", label="first admin key (byr init)")
+    private_file(path).write_text(issued.key + "\n", encoding="ascii")
+    log.warning("the first admin key (%s) is in %s", issued.key_id, path)
+    return {"admin_key_file": str(path), "admin_key_id": issued.key_id}
 
 
 def reseal(settings: LedgerSettings) -> dict[str, Any]:

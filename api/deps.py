@@ -1,7 +1,11 @@
-"""What requests depend on: the parts (exclusively), the ledger's read models (shared), the token.
+"""What requests depend on: the parts (exclusively), the ledger's read models (shared), and who
+is asking (:class:`~api.services.keys.Principal`, from the request's API key).
 
 The application state is created by the app's lifespan (:mod:`api.app`) and read here; routes see
-the ``Annotated`` aliases :data:`PartsDep`, :data:`LedgerDep` and :data:`WriteAccess`.
+the ``Annotated`` aliases :data:`PartsDep`, :data:`LedgerDep` and :data:`PrincipalDep`, and the
+role guards :func:`require` (:data:`AnyRole`, :data:`Admin`). What each role may do is written
+in docs/API.md; routes that show texts or salts check ownership themselves
+(:meth:`Principal.owns`).
 
 Writers are serialized: the embedded chains, event-log appends and projection catch-up are
 single-writer, so every request that writes, catches up or talks to a chain holds the parts
@@ -13,18 +17,18 @@ while a long submission (``wait=true``) or dispatch runs.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 
 from api.composition import Parts
 from api.errors import NotAuthenticated
+from api.services.keys import KeyService, NotAuthorized, Principal, Role
 from ledger.application import CorpusLedger
 
 
@@ -35,8 +39,9 @@ class ApiState:
     parts: Parts
     lock: asyncio.Lock
     """Taken by requests that use the parts exclusively; waiting requests hold no thread."""
-    token: SecretStr | None
-    """Bearer token that mutating requests must present; ``None`` leaves them open."""
+    keys: KeyService
+    insecure_local: bool = False
+    """Every request acts as :meth:`Principal.insecure_local` (``byr serve --insecure-local``)."""
 
 
 def api_state(request: Request) -> ApiState:
@@ -74,23 +79,43 @@ LedgerDep = Annotated[CorpusLedger, Depends(get_ledger)]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
-    description="Required on mutating endpoints when the server sets BYR_API_TOKEN.",
+    description="An API key (`byr keys create`): byr_<key id>_<secret>.",
 )
 
 
-def require_token(
+async def principal(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> None:
-    """Let the request through when no token is configured or it presents the configured one."""
-    if state.token is None:
-        return
+) -> Principal:
+    """Who is asking, from the ``Authorization: Bearer <key>`` header.
+
+    When the log moved since the projections last caught up (a key issued or revoked by another
+    process), they catch up first, so a revocation takes effect on the next request."""
+    if state.insecure_local:
+        return Principal.insecure_local()
     if credentials is None:
-        raise NotAuthenticated("this endpoint needs an 'Authorization: Bearer <token>' header")
-    expected = state.token.get_secret_value().encode("utf-8")
-    if not secrets.compare_digest(credentials.credentials.encode("utf-8"), expected):
-        raise NotAuthenticated("the API token is not valid")
+        raise NotAuthenticated("this endpoint needs an 'Authorization: Bearer <API key>' header")
+    ledger = state.parts.ledger
+    if await run_in_threadpool(ledger.is_behind):
+        async with exclusive(state) as parts:
+            await run_in_threadpool(parts.ledger.sync)
+    return await run_in_threadpool(state.keys.authenticate, credentials.credentials)
 
 
-WriteAccess = Depends(require_token)
-"""Route dependency of every mutating endpoint: ``dependencies=[WriteAccess]``."""
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+def require(*roles: Role) -> Any:
+    """Route dependency: a valid key with one of ``roles`` (403 otherwise)."""
+
+    async def check(who: PrincipalDep) -> Principal:
+        if not who.has(*roles):
+            allowed = ", ".join(r.value for r in roles)
+            raise NotAuthorized(f"this endpoint is for the role(s) {allowed}")
+        return who
+
+    return Depends(check)
+
+
+AnyRole = require(*Role)
+Admin = require(Role.ADMIN)

@@ -30,6 +30,7 @@ from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorPublic
+from api.services.keys import InvalidKey, NotAuthorized
 from api.services.provisioning import NotInitialized
 from ingest.errors import IngestError
 from ingest.governance.embeddings import EmbeddingModelUnavailable
@@ -45,7 +46,7 @@ from ledger.chain.errors import (
     TransactionRejected,
     TransactionReverted,
 )
-from ledger.errors import LedgerError
+from ledger.errors import Conflict, LedgerError
 from ledger.eventlog.base import ConcurrencyConflict
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,15 @@ class BatchNotRecorded(ApiError):
 ERROR_STATUS: dict[type[Exception], int] = {
     # the HTTP layer
     NotAuthenticated: 401,
+    InvalidKey: 401,
+    NotAuthorized: 403,
     UploadRejected: 422,
     UnsupportedUpload: 415,
     UploadTooLarge: 413,
     BatchNotRecorded: 422,
     # requests the ledger refuses
     NotFound: 404,
+    Conflict: 409,
     InvalidRequest: 422,
     NotInitialized: 503,
     NoValidRecords: 422,
@@ -127,7 +131,8 @@ def _typed_handler(status: int) -> Any:
             log.error(
                 "%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc
             )
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+        unauthenticated = isinstance(exc, NotAuthenticated | InvalidKey)
+        headers = {"WWW-Authenticate": "Bearer"} if unauthenticated else None
         issues = exc.issues if isinstance(exc, ApiError) else None
         return JSONResponse(
             error_body(type(exc).__name__, str(exc), issues=issues),

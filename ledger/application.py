@@ -67,6 +67,7 @@ from ledger.projections.institutions import (
     get_institution,
     list_institutions,
 )
+from ledger.projections.keys import ApiKeysProjection, ApiKeyView, get_api_key, list_api_keys
 from ledger.projections.outbox import (
     JobKind,
     JobStatus,
@@ -136,6 +137,8 @@ class Erasure:
     batch_id: str
     erased_at: str
     requested_by: str
+    key_id: str | None
+    """The API key of the request that erased it (``None``: on the server's home)."""
     reason: str
     already_erased: bool
     """The record had been erased before; nothing was appended (the stores were swept again)."""
@@ -158,6 +161,7 @@ def default_projections() -> list[Projection]:
         BalancesProjection(),
         TrainingRunsProjection(),
         TrainingRequestsProjection(),
+        ApiKeysProjection(),
     ]
 
 
@@ -272,6 +276,7 @@ class CorpusLedger:
         policy_version: str,
         batch_id: BatchId | None = None,
         salt: Callable[[], bytes] | None = None,
+        submitted_by: str | None = None,
     ) -> SubmittedBatch:
         """Salt and hash ``records`` into a Merkle batch and record ``CorpusBatchSubmitted``.
 
@@ -292,6 +297,7 @@ class CorpusLedger:
             rejected_at_intake=rejected_at_intake,
             policy_version=policy_version,
             submitted_at=self.clock(),
+            submitted_by=submitted_by,
             **kwargs,
         )
         # The bodies go first: whoever reads the event finds them. A failed append leaves no body.
@@ -525,7 +531,9 @@ class CorpusLedger:
 
     # ------------------------------------------------------------------ erasing
 
-    def erase(self, record_id: str, *, reason: str, requested_by: str) -> Erasure:
+    def erase(
+        self, record_id: str, *, reason: str, requested_by: str, key_id: str | None = None
+    ) -> Erasure:
         """Erase one record: append ``RecordErased`` (who and why) to its batch's stream, then
         delete its body from the record store.
 
@@ -550,6 +558,7 @@ class CorpusLedger:
                         record_id=record_id,
                         reason=reason,
                         requested_by=requested_by,
+                        key_id=key_id,
                     )
                 ],
             )
@@ -563,6 +572,7 @@ class CorpusLedger:
             batch_id=view.batch_id,
             erased_at=erasure["erased_at"],
             requested_by=erasure["requested_by"],
+            key_id=erasure["key_id"],
             reason=erasure["reason"],
             already_erased=already,
             body_removed=had_body or bool(removed),
@@ -580,6 +590,20 @@ class CorpusLedger:
             return record_attempt(
                 conn, kind, batch_id, error=error, attempted_at=self.clock().isoformat()
             )
+
+    def api_key(self, key_id: str) -> ApiKeyView | None:
+        """The API key ``key_id`` as projected (revoked ones included); ``None`` when unknown."""
+        with self._read() as conn:
+            return get_api_key(conn, key_id)
+
+    def api_keys(self) -> list[ApiKeyView]:
+        with self._read() as conn:
+            return list_api_keys(conn)
+
+    def is_behind(self) -> bool:
+        """Whether the log holds events this process's projections have not applied yet."""
+        positions = self.runner.positions()
+        return bool(positions) and self.log.head_position() > min(positions.values())
 
     def balances(self) -> list[BalanceView]:
         with self._read() as conn:

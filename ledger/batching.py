@@ -56,6 +56,7 @@ def build_batch(
     policy_version: str,
     submitted_at: datetime,
     salt: Callable[[], bytes] = new_salt,
+    submitted_by: str | None = None,
 ) -> BuiltBatch:
     """Salt every record, build the OpenZeppelin-standard tree over ``(record_hash, salt)``, and
     describe the batch in a :class:`CorpusBatchSubmitted` event.
@@ -118,6 +119,7 @@ def build_batch(
         manifest=manifest,
         records=entries,
         rejected_at_intake=[dict(item) for item in rejected_at_intake],
+        submitted_by=submitted_by,
     )
     return BuiltBatch(event=event, bodies=bodies, tree=tree)
 

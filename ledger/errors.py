@@ -15,3 +15,8 @@ class InvalidRequest(LedgerError):
 
 class InvalidInstitutionId(InvalidRequest, ValueError):
     """An institution id that is not a well-formed slug."""
+
+
+class Conflict(InvalidRequest):
+    """The request contradicts what the ledger already holds (e.g. an account registered to
+    another institution); retrying it unchanged cannot succeed (HTTP 409)."""

@@ -72,8 +72,15 @@ ADAPTER=$(field "$BYR_HOME/train.json" "d['adapter_dir']")
 say "9. Lineage: adapter hash -> run anchor -> dataset root -> records -> batches -> institutions"
 run $BYR lineage "$ADAPTER"
 
-say "10. Rebuild every projection from the event log and compare with the live state"
+ERASED=$($PY -c "import json,sys; m=json.load(open(sys.argv[1]+'/byr_manifest.json')); print(next(i for i in m['dataset']['train_record_ids'] if i != sys.argv[2]))" "$ADAPTER" "$RECORD_ID")
+say "10. BUPT withdraws record $ERASED, which the adapter was trained on: its text, salt and hash are erased"
+run $BYR erase "$ERASED" --reason "withdrawn by the author" --institution bupt
+say "    its proof bundle can no longer be produced; the lineage still verifies and lists it as erased"
+if run $BYR proof "$ERASED" > /dev/null; then echo "an erased record still has a proof"; exit 1; fi
+run $BYR lineage "$ADAPTER"
+
+say "11. Rebuild every projection from the event log and compare with the live state"
 run $BYR replay
 
-say "11. Finally, the auditor's proof bundle verifies against the chain"
+say "12. Finally, the auditor's proof bundle (of another record) verifies against the chain"
 run $BYR verify "$BYR_HOME/bundle.json"

@@ -35,6 +35,10 @@ app = typer.Typer(
 )
 institution_app = typer.Typer(help="Manage the institution registry.", no_args_is_help=True)
 app.add_typer(institution_app, name="institution")
+keys_app = typer.Typer(
+    help="API keys of the server's home: issue, list, revoke.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -59,6 +59,11 @@ def init(
         if result["institutions"]:
             ids = ", ".join(i["institution_id"] for i in result["institutions"])
             out.print(f"institutions registered: {ids}")
+        if result.get("admin_key_id"):
+            out.print(
+                f"admin key   {result['admin_key_id']} written to {result['admin_key_file']} "
+                "(shown nowhere else: keep it safe, then delete the file)"
+            )
 
     emit(result, as_json=as_json, human=human)
 

@@ -7,6 +7,7 @@ import os
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from api.cli.common import (
     EXIT_BAD_INPUT,
@@ -15,6 +16,7 @@ from api.cli.common import (
     emit,
     err,
     exit_on_error,
+    keys_app,
     load_settings,
     open_parts,
     out,
@@ -60,13 +62,91 @@ def worker(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local",
+            help="Serve without API keys, as one all-powerful user (a laptop demo only).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API (OpenAPI docs at /docs). Every /v1 route needs an API key
+    (`byr keys create`) except health and offline verification."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import ApiSettings, create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    settings = ApiSettings()
+    if insecure_local:
+        settings = settings.model_copy(update={"insecure_local": True})
+    if settings.insecure_local:
+        err.print(
+            "[bold red]INSECURE:[/bold red] serving without API keys: anyone who reaches "
+            f"{host}:{port} reads every text and salt and acts as any institution",
+            highlight=False,
+        )
+    uvicorn.run(create_app(api_settings=settings), host=host, port=port, log_level="info")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, contributor, auditor or trainer.")],
+    institution: Annotated[
+        str | None, typer.Option("--institution", help="Contributor keys: the institution.")
+    ] = None,
+    label: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue an API key and print it once (the server keeps only a hash of its secret)."""
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        issued = parts.keys.create(role=role, institution_id=institution, label=label)
+
+    def human() -> None:
+        scope = f" for {issued.institution_id}" if issued.institution_id else ""
+        err.print(f"issued {issued.role} key {issued.key_id}{scope}; it is shown only now:")
+        out.print(issued.key, highlight=False, markup=False)
+
+    emit(issued.to_dict(), as_json=as_json, human=human)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    """Every key ever issued, revoked ones included (never a secret)."""
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        keys = [k.to_public() for k in parts.keys.list()]
+
+    def human() -> None:
+        table = Table("key id", "role", "institution", "label", "created", "revoked")
+        for k in keys:
+            table.add_row(
+                k["key_id"],
+                k["role"],
+                k["institution_id"] or "",
+                k["label"],
+                k["created_at"],
+                k["revoked_at"] or "",
+            )
+        out.print(table)
+
+    emit(keys, as_json=as_json, human=human)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id (k...).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a key: the server refuses it from its next request on. Idempotent."""
+    with exit_on_error(as_json), open_parts() as parts:
+        parts.require_initialized()
+        revoked = parts.keys.revoke(key_id).to_public()
+    emit(
+        revoked,
+        as_json=as_json,
+        human=lambda: out.print(f"revoked {key_id} at {revoked['revoked_at']}"),
+    )
 
 
 chains_app = typer.Typer(help="Local EVM nodes (anvil) for single-machine deployments.")

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from api.deps import LedgerDep, PartsDep, WriteAccess
+from api.deps import AnyRole, LedgerDep, PartsDep, PrincipalDep, require
 from api.errors import (
     BatchNotRecorded,
     UnsupportedUpload,
@@ -36,7 +36,9 @@ from api.schemas import (
     SubmissionPublic,
 )
 from api.services.governance_report import batch_report
+from api.services.keys import NotAuthorized, Principal, Role
 from api.services.submission import SubmissionOutcome, SubmissionService
+from api.visibility import check_institution, record_for
 from ingest.formats import source_label
 from ingest.validation import DEFAULT_LIMITS
 
@@ -174,11 +176,17 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
 SubmissionDep = Annotated[Submission, Depends(read_submission)]
 
 
-def submit_bytes(service: SubmissionService, submission: Submission) -> SubmissionOutcome:
-    """Submit received bytes through the same intake path as ``byr submit``."""
+def submit_bytes(
+    service: SubmissionService, submission: Submission, *, who: Principal | None = None
+) -> SubmissionOutcome:
+    """Submit received bytes through the same intake path as ``byr submit``; the batch records
+    the key it came with."""
     options = submission.options
+    if who is not None and not who.owns(options.institution_id):
+        raise NotAuthorized("a contributor key submits for its own institution only")
     return service.submit_bytes(
         submission.data,
+        submitted_by=who.attribution if who is not None else None,
         source_name=submission.source_name,
         institution_id=options.institution_id,
         discipline=options.discipline,
@@ -221,11 +229,11 @@ _UPLOAD_BODY_DOC: dict[str, Any] = {
 @router.post(
     "",
     status_code=201,
-    dependencies=[WriteAccess],
+    dependencies=[require(Role.CONTRIBUTOR)],
     openapi_extra=_UPLOAD_BODY_DOC,
-    responses=error_responses(401, 404, 413, 415, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 415, 422, 503),
 )
-def submit_batch(submission: SubmissionDep, parts: PartsDep) -> SubmissionPublic:
+def submit_batch(submission: SubmissionDep, parts: PartsDep, who: PrincipalDep) -> SubmissionPublic:
     """Validate, desensitize and record a batch (``byr submit``).
 
     201 when a batch was recorded; ``issues`` lists every rejected item with its line, index and
@@ -233,7 +241,7 @@ def submit_batch(submission: SubmissionDep, parts: PartsDep) -> SubmissionPublic
     nothing valid remains, or with ``strict`` when any item was rejected. With ``wait`` the batch
     is governed, anchored and rewarded before the answer (governance loads its models on first
     use, which takes a while)."""
-    outcome = submit_bytes(parts.submission, submission)
+    outcome = submit_bytes(parts.submission, submission, who=who)
     if outcome.batch is None:
         intake = outcome.intake
         raise BatchNotRecorded(
@@ -242,37 +250,53 @@ def submit_batch(submission: SubmissionDep, parts: PartsDep) -> SubmissionPublic
     return submission_public(outcome)
 
 
-@router.get("")
+@router.get("", dependencies=[AnyRole], responses=error_responses(401, 403))
 def list_batches(
     ledger: LedgerDep,
+    who: PrincipalDep,
     institution_id: Annotated[str | None, Query(description="Only this institution's.")] = None,
 ) -> list[BatchPublic]:
-    """Every batch, oldest first."""
+    """Every batch, oldest first (a contributor's own only)."""
+    if who.role is Role.CONTRIBUTOR:
+        if institution_id is not None:
+            check_institution(who, institution_id)
+        institution_id = who.institution_id
     return [BatchPublic(**v.to_dict()) for v in ledger.batches(institution_id=institution_id)]
 
 
-@router.get("/{batch_id}", responses=error_responses(404))
-def read_batch(batch_id: str, ledger: LedgerDep) -> BatchPublic:
+@router.get("/{batch_id}", dependencies=[AnyRole], responses=error_responses(401, 403, 404))
+def read_batch(batch_id: str, ledger: LedgerDep, who: PrincipalDep) -> BatchPublic:
     """One batch: Merkle root, manifest, status, governance totals, anchor and reward."""
-    return BatchPublic(**ledger.batch(batch_id).to_dict())
+    batch = ledger.batch(batch_id)
+    check_institution(who, batch.institution_id)
+    return BatchPublic(**batch.to_dict())
 
 
-@router.get("/{batch_id}/records", responses=error_responses(404))
+@router.get("/{batch_id}/records", dependencies=[AnyRole], responses=error_responses(401, 403, 404))
 def list_records(
     batch_id: str,
     ledger: LedgerDep,
+    who: PrincipalDep,
     status: Annotated[
         str | None, Query(description="Only records in this status (pending, accepted, ...).")
     ] = None,
 ) -> list[RecordPublic]:
-    """The batch's records in tree order."""
-    ledger.batch(batch_id)  # 404 for an unknown batch rather than an empty list
-    return [RecordPublic(**r.to_dict()) for r in ledger.records(batch_id, status=status)]
+    """The batch's records in tree order; texts, salts and hashes for the owner only."""
+    batch = ledger.batch(batch_id)  # 404 for an unknown batch rather than an empty list
+    check_institution(who, batch.institution_id)
+    return [
+        RecordPublic(**record_for(r, who, batch.institution_id).to_dict())
+        for r in ledger.records(batch_id, status=status)
+    ]
 
 
-@router.get("/{batch_id}/report", responses=error_responses(404))
-def read_report(batch_id: str, ledger: LedgerDep) -> GovernanceReportPublic:
-    """The batch's governance report (``byr report``): per-record decisions, scores, flags with
-    excerpts, reason and redaction counts, the reward, and the anchor. Before governance
-    ``governed`` is false and only the batch and chain fields are present."""
-    return GovernanceReportPublic.model_validate(batch_report(ledger, batch_id))
+@router.get("/{batch_id}/report", dependencies=[AnyRole], responses=error_responses(401, 403, 404))
+def read_report(batch_id: str, ledger: LedgerDep, who: PrincipalDep) -> GovernanceReportPublic:
+    """The batch's governance report (``byr report``): per-record decisions, scores, flags,
+    reason and redaction counts, the reward, and the anchor; excerpts of the flagged text for the
+    owner only. Before governance ``governed`` is false and only the batch and chain fields are
+    present."""
+    batch = ledger.batch(batch_id)
+    check_institution(who, batch.institution_id)
+    report = batch_report(ledger, batch_id, with_texts=who.owns(batch.institution_id))
+    return GovernanceReportPublic.model_validate(report)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import LedgerDep, PartsDep, WriteAccess
+from api.deps import Admin, AnyRole, LedgerDep, PartsDep
 from api.errors import error_responses
 from api.schemas import InstitutionCreate, InstitutionPublic
 
 router = APIRouter(prefix="/institutions", tags=["institutions"])
 
 
-@router.get("")
+@router.get("", dependencies=[AnyRole], responses=error_responses(401, 403))
 def list_institutions(ledger: LedgerDep) -> list[InstitutionPublic]:
     """Every registered institution, by id."""
     return [InstitutionPublic(**view.to_dict()) for view in ledger.institutions()]
@@ -20,8 +20,8 @@ def list_institutions(ledger: LedgerDep) -> list[InstitutionPublic]:
 @router.post(
     "",
     status_code=201,
-    dependencies=[WriteAccess],
-    responses=error_responses(401, 409, 422, 503),
+    dependencies=[Admin],
+    responses=error_responses(401, 403, 409, 422, 503),
 )
 def create_institution(body: InstitutionCreate, parts: PartsDep) -> InstitutionPublic:
     """Register an institution on the academic chain, then in the ledger. Registering the same
@@ -33,6 +33,6 @@ def create_institution(body: InstitutionCreate, parts: PartsDep) -> InstitutionP
     return InstitutionPublic(**view.to_dict())
 
 
-@router.get("/{institution_id}", responses=error_responses(404))
+@router.get("/{institution_id}", dependencies=[AnyRole], responses=error_responses(401, 403, 404))
 def read_institution(institution_id: str, ledger: LedgerDep) -> InstitutionPublic:
     return InstitutionPublic(**ledger.institution(institution_id).to_dict())

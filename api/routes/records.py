@@ -7,25 +7,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import LedgerDep, PartsDep, WriteAccess
+from api.deps import AnyRole, LedgerDep, PartsDep, PrincipalDep, require
 from api.errors import error_responses
 from api.schemas import RecordPublic
 from api.services.erasure import MAX_REASON_CHARS, ErasureRequest
+from api.services.keys import Role
+from api.visibility import check_institution, record_for, require_owner
 from ledger.audit import ProofBundle
 
 router = APIRouter(prefix="/records", tags=["records"], responses=error_responses(404))
 
 
-@router.get("/{record_id}")
-def read_record(record_id: str, ledger: LedgerDep) -> RecordPublic:
-    """One record: canonical fields (null once erased), salt, hashes, status and decision."""
-    return RecordPublic(**ledger.record(record_id).to_dict())
+@router.get("/{record_id}", dependencies=[AnyRole], responses=error_responses(401, 403))
+def read_record(record_id: str, ledger: LedgerDep, who: PrincipalDep) -> RecordPublic:
+    """One record: status, leaf and decision; its canonical fields, salt and unsalted hash for
+    the institution that submitted it (null for everyone else, and once erased)."""
+    view = ledger.record(record_id)
+    owner = ledger.batch(view.batch_id).institution_id
+    check_institution(who, owner)
+    return RecordPublic(**record_for(view, who, owner).to_dict())
 
 
-@router.get("/{record_id}/proof")
-def read_proof(record_id: str, ledger: LedgerDep) -> ProofBundle:
+@router.get("/{record_id}/proof", dependencies=[AnyRole], responses=error_responses(401, 403))
+def read_proof(record_id: str, ledger: LedgerDep, who: PrincipalDep) -> ProofBundle:
     """The record's proof bundle (``byr proof``): record, salt, leaf, Merkle proof, root, and
-    the anchor transaction once the batch is anchored. An erased record has none (404)."""
+    the anchor transaction once the batch is anchored. Only the submitting institution gets it
+    (the bundle holds the text and the salt; it hands the bundle to an auditor). An erased
+    record has none (404)."""
+    view = ledger.record(record_id)
+    require_owner(who, ledger.batch(view.batch_id).institution_id, what="export its proof")
     return ledger.proof(record_id)
 
 
@@ -40,13 +50,28 @@ class ErasureBody(BaseModel):
     )
 
 
-@router.delete("/{record_id}", dependencies=[WriteAccess], responses=error_responses(401, 422))
+@router.delete(
+    "/{record_id}",
+    dependencies=[require(Role.CONTRIBUTOR, Role.ADMIN)],
+    responses=error_responses(401, 403, 422),
+)
 def erase_record(
-    record_id: str, body: Annotated[ErasureBody, Body()], parts: PartsDep
+    record_id: str, body: Annotated[ErasureBody, Body()], parts: PartsDep, who: PrincipalDep
 ) -> dict[str, Any]:
     """Erase a record for good (``byr erase``): text, salt and unsalted hash are deleted, with
     its near-duplicate entry and cached embeddings; the salted leaf stays, so the batch's other
     records still prove. Idempotent (``already_erased``); an unknown record is a 404."""
+    institution_id = body.institution_id
+    if who.role is Role.CONTRIBUTOR:
+        # A contributor erases for its own institution, whatever the body names.
+        if institution_id is not None:
+            check_institution(who, institution_id)
+        institution_id = who.institution_id
     return parts.erasure.erase(
-        ErasureRequest(record_id=record_id, reason=body.reason, institution_id=body.institution_id)
+        ErasureRequest(
+            record_id=record_id,
+            reason=body.reason,
+            institution_id=institution_id,
+            key_id=who.attribution,
+        )
     )

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import PartsDep
+from api.deps import AnyRole, PartsDep
 from api.errors import error_responses
 from api.schemas import StatusPublic
 from api.services.status import status_document
 
-router = APIRouter(prefix="/status", tags=["status"], responses=error_responses(503))
+router = APIRouter(
+    prefix="/status",
+    tags=["status"],
+    dependencies=[AnyRole],
+    responses=error_responses(401, 403, 503),
+)
 
 
 @router.get("")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.services.keys import NotAuthorized
 from ledger.application import CorpusLedger
 from ledger.errors import InvalidRequest
 
@@ -30,6 +31,8 @@ class ErasureRequest:
     reason: str
     institution_id: str | None = None
     """The institution asking; when given, it must own the record."""
+    key_id: str | None = None
+    """The API key of the request, recorded with the erasure."""
 
 
 def check_reason(reason: str) -> str:
@@ -64,11 +67,13 @@ class ErasureService:
         if request.institution_id is not None:
             batch = self.ledger.batch(view.batch_id)
             if batch.institution_id != request.institution_id:
-                raise InvalidRequest(
+                raise NotAuthorized(
                     "institution_id: only the institution that submitted a record may erase it"
                 )
             requested_by = request.institution_id
-        erasure = self.ledger.erase(request.record_id, reason=reason, requested_by=requested_by)
+        erasure = self.ledger.erase(
+            request.record_id, reason=reason, requested_by=requested_by, key_id=request.key_id
+        )
         purged = purge_records(self.governance_dir, [request.record_id])
         return {
             **erasure.to_dict(),

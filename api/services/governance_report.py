@@ -8,9 +8,10 @@ from typing import Any
 from ledger.application import CorpusLedger
 
 
-def batch_report(ledger: CorpusLedger, batch_id: str) -> dict[str, Any]:
-    """Per-record decisions, scores, flags with excerpts, redaction counts, the reward and the
-    batch's chain coordinates. Raises ``NotFound`` for an unknown batch."""
+def batch_report(ledger: CorpusLedger, batch_id: str, *, with_texts: bool = True) -> dict[str, Any]:
+    """Per-record decisions, scores, flags (with excerpts of the text when ``with_texts``),
+    redaction counts, the reward and the batch's chain coordinates. Raises ``NotFound`` for an
+    unknown batch."""
     batch = ledger.batch(batch_id)
     records = ledger.records(batch_id)
     chain = {
@@ -34,7 +35,9 @@ def batch_report(ledger: CorpusLedger, batch_id: str) -> dict[str, Any]:
 
     report = build_report(
         decisions=[r.decision for r in records if r.decision is not None],
-        records={r.record_id: r.record for r in records if r.record is not None},
+        records={r.record_id: r.record for r in records if r.record is not None}
+        if with_texts
+        else {},
         policy_version=batch.policy_version,
         contribution_score=batch.contribution_score or 0.0,
         reward_wei=batch.reward_wei or "0",

@@ -17,6 +17,7 @@ from ledger.application import CorpusLedger, InstitutionView, InvalidRequest
 from ledger.chain.backends import Chain
 from ledger.chain.clients import AcademicLedgerClient
 from ledger.chain.deploy import Deployments, ServiceRoles, deploy_contracts
+from ledger.errors import Conflict
 from ledger.ids import require_institution_id
 from ledger.settings import ChainBackend, LedgerSettings
 
@@ -122,11 +123,27 @@ class InstitutionRegistry:
         from ledger.chain.errors import InstitutionAlreadyRegistered
 
         require_institution_id(institution_id)
+        self.ledger.sync()
+        known = {i.institution_id: i for i in self.ledger.institutions()}
+        existing = known.get(institution_id)
         if account is None:
-            account = self._free_account()
+            account = existing.account if existing is not None else self._free_account()
         if not is_address(account):
-            raise InvalidRequest(f"account {account!r} is not an Ethereum address")
+            raise InvalidRequest("account: not an Ethereum address")
         account = to_checksum_address(account)
+        if existing is not None:
+            if existing.account == account and existing.name == name:
+                return existing  # the same registration again changes nothing
+            raise Conflict(
+                f"institution {institution_id} is already registered with another "
+                + ("account" if existing.account != account else "name")
+                + "; changing it is not a registration"
+            )
+        owner = next((i for i in known.values() if i.account == account), None)
+        if owner is not None:
+            # Balances and reward history follow the account: a second institution on it would
+            # take over the first one's.
+            raise Conflict("account: already registered to another institution")
         tx_hash = None
         try:
             tx_hash = self.admin.register_institution(

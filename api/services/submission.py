@@ -126,8 +126,10 @@ class SubmissionService:
         discipline: str | None = None,
         strict: bool = False,
         wait: bool = False,
+        submitted_by: str | None = None,
     ) -> SubmissionOutcome:
-        """Validate and desensitize a batch; record its valid records as one batch.
+        """Validate and desensitize a batch; record its valid records as one batch
+        (``submitted_by``: the API key it came with; ``None`` from the server's own home).
 
         With ``strict`` a batch with any bad line records nothing. With ``wait`` the batch is
         carried through governance, anchoring and rewarding before returning.
@@ -149,6 +151,7 @@ class SubmissionService:
             ],
             rejected_at_intake=[i.to_dict() for i in intake.issues if i.is_error],
             policy_version=self._policy_version(),
+            submitted_by=submitted_by,
         )
         pipeline = self._drain() if wait else []
         return SubmissionOutcome(

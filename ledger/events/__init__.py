@@ -13,6 +13,8 @@ package registers the whole catalogue.
 """
 
 from ledger.events.catalogue import (
+    ApiKeyIssued,
+    ApiKeyRevoked,
     BatchAnchored,
     BatchAnchorFailed,
     BatchGoverned,
@@ -51,6 +53,8 @@ from ledger.events.envelope import (
 
 __all__ = [
     "ZERO_HASH",
+    "ApiKeyIssued",
+    "ApiKeyRevoked",
     "BatchAnchorFailed",
     "BatchAnchored",
     "BatchGoverned",

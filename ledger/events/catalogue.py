@@ -38,6 +38,29 @@ class InstitutionDeactivated(DomainEvent):
     academic_tx_hash: str | None = None
 
 
+@event(topic=Topic.INSTITUTIONS)
+class ApiKeyIssued(DomainEvent):
+    """An API key was issued to an identity with one role (and, for contributors, one
+    institution). The log holds the key's id and an Argon2id hash of its secret, never the
+    secret itself."""
+
+    key_id: str
+    role: str
+    institution_id: str | None = None
+    label: str = ""
+    secret_hash: str
+    """Argon2id PHC string of the key's secret."""
+    issued_by: str
+    """Key id of the admin who issued it, or ``operator`` (``byr keys`` on the server's home)."""
+
+
+@event(topic=Topic.INSTITUTIONS)
+class ApiKeyRevoked(DomainEvent):
+    key_id: str
+    revoked_by: str
+    """Key id of the admin who revoked it, or ``operator``."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Corpus batches
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +119,8 @@ class CorpusBatchSubmitted(DomainEvent):
     records: list[RecordEntry]
     rejected_at_intake: list[dict[str, Any]] = []
     """Intake problems (location + field + rule) of lines that did not become records."""
+    submitted_by: str | None = None
+    """The API key id the batch came with; ``None`` when submitted on the server's home."""
 
 
 @event(topic=Topic.CORPUS)
@@ -149,6 +174,8 @@ class RecordErased(DomainEvent):
     """Why, as the requester gave it (free text, kept short by the doors)."""
     requested_by: str
     """Who asked: the institution (or the operator) on whose authority the record was erased."""
+    key_id: str | None = None
+    """The API key of the request; ``None`` when erased on the server's home."""
 
 
 @upcaster("RecordErased", 1)

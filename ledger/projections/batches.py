@@ -92,6 +92,7 @@ class BatchesProjection(Projection):
         position INTEGER NOT NULL,
         erased_at TEXT NOT NULL,
         requested_by TEXT NOT NULL,
+        key_id TEXT,
         reason TEXT NOT NULL,
         prior_status TEXT NOT NULL
     );
@@ -232,13 +233,14 @@ class BatchesProjection(Projection):
             return  # an erasure of an unknown or already erased record changes nothing
         conn.execute(
             "INSERT INTO erasures (record_id, batch_id, position, erased_at, requested_by,"
-            " reason, prior_status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " key_id, reason, prior_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.record_id,
                 event.batch_id,
                 envelope.sequence if envelope.position is None else envelope.position,
                 envelope.occurred_at,
                 event.requested_by,
+                event.key_id,
                 event.reason,
                 row[0],
             ),
@@ -439,13 +441,21 @@ def get_erasure(conn: sqlite3.Connection, record_id: str) -> dict[str, Any] | No
     """The erasure of ``record_id`` (when, by whom, why, and the status it had); ``None`` when
     the record was not erased."""
     row = conn.execute(
-        "SELECT record_id, batch_id, erased_at, requested_by, reason, prior_status"
+        "SELECT record_id, batch_id, erased_at, requested_by, key_id, reason, prior_status"
         " FROM erasures WHERE record_id = ?",
         (record_id,),
     ).fetchone()
     if row is None:
         return None
-    keys = ("record_id", "batch_id", "erased_at", "requested_by", "reason", "prior_status")
+    keys = (
+        "record_id",
+        "batch_id",
+        "erased_at",
+        "requested_by",
+        "key_id",
+        "reason",
+        "prior_status",
+    )
     return dict(zip(keys, row, strict=True))
 
 

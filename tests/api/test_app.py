@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr, ValidationError
 
 from api.app import ApiSettings, create_app
 from api.services.provisioning import NotInitialized
 from ledger.settings import LedgerSettings
+from tests.homes import TestKeys, issue_keys
 
-TOKEN = "test-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH: dict[str, str] = {}
+"""The bupt contributor's key, as a header (filled by the ``keys`` fixture)."""
+ADMIN: dict[str, str] = {}
+"""An admin key, as a header (filled by the ``keys`` fixture)."""
 
 GOOD = [
     {
@@ -51,9 +53,20 @@ def settings(ledger_settings: LedgerSettings) -> LedgerSettings:
 
 
 @pytest.fixture(scope="module")
-def client(settings: LedgerSettings) -> Iterator[TestClient]:
-    app = create_app(settings=settings, api_settings=ApiSettings(token=SecretStr(TOKEN)))
-    with TestClient(app) as client:
+def keys(settings: LedgerSettings) -> TestKeys:
+    issued = issue_keys(settings)
+    AUTH.clear()
+    AUTH.update(issued.bupt)
+    ADMIN.clear()
+    ADMIN.update(issued.admin)
+    return issued
+
+
+@pytest.fixture(scope="module")
+def client(settings: LedgerSettings, keys: TestKeys) -> Iterator[TestClient]:
+    """A client that sends the bupt contributor's key unless a test sends another."""
+    app = create_app(settings=settings, api_settings=ApiSettings())
+    with TestClient(app, headers=keys.bupt) as client:
         yield client
 
 
@@ -119,28 +132,36 @@ def test_app_refuses_to_start_on_an_uninitialized_home(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_mutating_endpoints_need_the_token(client: TestClient) -> None:
+def test_every_v1_route_needs_a_valid_key(settings: LedgerSettings, keys: TestKeys) -> None:
+    app = create_app(settings=settings, api_settings=ApiSettings())
     attempts = [
-        ("/v1/institutions", {"institution_id": "nobody", "name": "No One"}),
-        ("/v1/batches", {"institution_id": "bupt", "records": GOOD}),
-        ("/v1/dispatch", None),
+        ("POST", "/v1/institutions", {"institution_id": "nobody", "name": "No One"}),
+        ("POST", "/v1/batches", {"institution_id": "bupt", "records": GOOD}),
+        ("POST", "/v1/dispatch", None),
+        ("GET", "/v1/institutions", None),
+        ("GET", "/v1/status", None),
+        ("GET", "/v1/batches", None),
     ]
-    for path, body in attempts:
-        missing = client.post(path, json=body)
-        _error(missing, 401, "NotAuthenticated")
-        assert missing.headers["www-authenticate"] == "Bearer"
-        wrong = client.post(path, json=body, headers={"Authorization": "Bearer " + "x" * 26})
-        _error(wrong, 401, "NotAuthenticated")
-    assert client.get("/v1/institutions/nobody").status_code == 404  # nothing was registered
-    assert client.get("/v1/institutions").status_code == 200  # reads need no token
+    with TestClient(app) as bare:
+        for method, path, body in attempts:
+            missing = bare.request(method, path, json=body)
+            _error(missing, 401, "NotAuthenticated")
+            assert missing.headers["www-authenticate"] == "Bearer"
+            for wrong in ("x" * 26, "byr_k000000000000_" + "A" * 43):
+                answer = bare.request(
+                    method, path, json=body, headers={"Authorization": "Bearer " + wrong}
+                )
+                _error(answer, 401, "InvalidKey")
+                assert wrong not in answer.text
+        assert bare.get("/health").status_code == 200  # health needs no key
+        assert bare.get("/v1/institutions/nobody", headers=keys.admin).status_code == 404
 
 
-def test_short_token_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ValidationError, match="at least 16 characters"):
-        ApiSettings(token=SecretStr("too-short"))
-    monkeypatch.setenv("BYR_API_TOKEN", "short")
-    with pytest.raises(ValidationError, match="BYR_API_TOKEN"):
-        create_app(settings=LedgerSettings(home=Path("unused")))
+def test_insecure_local_opens_every_route(settings: LedgerSettings) -> None:
+    app = create_app(settings=settings, api_settings=ApiSettings(insecure_local=True))
+    with TestClient(app) as open_client:
+        assert open_client.get("/v1/status").status_code == 200
+        assert open_client.get("/v1/keys").status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +179,7 @@ def test_add_institution_then_read_it(client: TestClient) -> None:
     created = client.post(
         "/v1/institutions",
         json={"institution_id": "zju", "name": "Zhejiang University"},
-        headers=AUTH,
+        headers=ADMIN,
     )
     assert created.status_code == 201, created.text
     view = created.json()
@@ -169,7 +190,7 @@ def test_add_institution_then_read_it(client: TestClient) -> None:
     again = client.post(
         "/v1/institutions",
         json={"institution_id": "zju", "name": "Zhejiang University", "account": view["account"]},
-        headers=AUTH,
+        headers=ADMIN,
     )
     assert again.status_code == 201 and again.json()["account"] == view["account"]
 
@@ -177,14 +198,14 @@ def test_add_institution_then_read_it(client: TestClient) -> None:
     conflict = client.post(
         "/v1/institutions",
         json={"institution_id": "zju", "name": "Zhejiang University", "account": other},
-        headers=AUTH,
+        headers=ADMIN,
     )
-    _error(conflict, 409, "InstitutionAlreadyRegistered")
+    _error(conflict, 409, "Conflict")
 
 
 def test_add_institution_validates_the_body(client: TestClient) -> None:
     body = _error(
-        client.post("/v1/institutions", json={"institution_id": "Not A Slug!"}, headers=AUTH),
+        client.post("/v1/institutions", json={"institution_id": "Not A Slug!"}, headers=ADMIN),
         422,
         "RequestValidationError",
     )
@@ -193,7 +214,7 @@ def test_add_institution_validates_the_body(client: TestClient) -> None:
     bad_account = client.post(
         "/v1/institutions",
         json={"institution_id": "fdu", "name": "Fudan University", "account": "0x123"},
-        headers=AUTH,
+        headers=ADMIN,
     )
     _error(bad_account, 422, "InvalidRequest")
 
@@ -251,28 +272,30 @@ def test_strict_submission_with_a_bad_item_records_nothing(client: TestClient) -
     assert len(client.get("/v1/batches").json()) == before
 
 
-def test_submission_names_unknown_or_malformed_institutions(client: TestClient) -> None:
-    body = {"institution_id": "nobody", "records": GOOD}
-    _error(client.post("/v1/batches", json=body, headers=AUTH), 404, "NotFound")
-    body = {"institution_id": "Bad Id", "records": GOOD}
-    _error(client.post("/v1/batches", json=body, headers=AUTH), 404, "NotFound")
+def test_submission_for_another_or_malformed_institution(client: TestClient) -> None:
+    """A contributor key submits for its own institution only, whatever the body names."""
+    for other in ("xidian", "nobody", "Bad Id"):
+        body = {"institution_id": other, "records": GOOD}
+        _error(client.post("/v1/batches", json=body, headers=AUTH), 403, "NotAuthorized")
     missing = client.post("/v1/batches", json={"records": GOOD}, headers=AUTH)
     issues = _error(missing, 422, "RequestValidationError")["issues"]
     assert ["body", "institution_id"] in [i["loc"] for i in issues]
 
 
-def test_raw_jsonl_upload_records_a_batch_named_like_the_file(client: TestClient) -> None:
+def test_raw_jsonl_upload_records_a_batch_named_like_the_file(
+    client: TestClient, keys: TestKeys
+) -> None:
     data = "\n".join(json.dumps(r, ensure_ascii=False) for r in GOOD) + "\n"
     response = client.post(
         "/v1/batches",
         params={"institution_id": "xidian", "filename": "../uploads/week1.jsonl"},
         content=data.encode("utf-8"),
-        headers=AUTH | {"Content-Type": "application/x-ndjson"},
+        headers=keys.xidian | {"Content-Type": "application/x-ndjson"},
     )
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["source"] == "week1.jsonl" and created["valid_records"] == 3
-    batch = client.get(f"/v1/batches/{created['batch_id']}").json()
+    batch = client.get(f"/v1/batches/{created['batch_id']}", headers=keys.xidian).json()
     assert batch["source_name"] == "week1.jsonl" and batch["institution_id"] == "xidian"
 
 
@@ -282,7 +305,7 @@ def test_multipart_upload_takes_options_from_form_fields(client: TestClient) -> 
     response = client.post(
         "/v1/batches",
         files={"file": ("lecture.jsonl", ("\n".join(lines) + "\n").encode(), "application/jsonl")},
-        data={"institution_id": "uestc", "discipline": "signal_processing"},
+        data={"institution_id": "bupt", "discipline": "signal_processing"},
         headers=AUTH,
     )
     assert response.status_code == 201, response.text
@@ -290,7 +313,7 @@ def test_multipart_upload_takes_options_from_form_fields(client: TestClient) -> 
     assert created["source"] == "lecture.jsonl" and created["valid_records"] == 2
     record = client.get(f"/v1/records/{created['record_ids'][0]}").json()
     assert record["record"]["discipline"] == "signal_processing"
-    assert record["record"]["institution_id"] == "uestc"
+    assert record["record"]["institution_id"] == "bupt"
 
 
 def test_uploads_that_cannot_be_read(client: TestClient) -> None:
@@ -318,7 +341,9 @@ def test_uploads_that_cannot_be_read(client: TestClient) -> None:
 def test_batch_views(client: TestClient, submitted: dict[str, Any]) -> None:
     batch_id = submitted["batch_id"]
     assert batch_id in [b["batch_id"] for b in client.get("/v1/batches").json()]
-    assert [b["batch_id"] for b in client.get("/v1/batches?institution_id=hust").json()] == []
+    hust = client.get("/v1/batches?institution_id=hust", headers=ADMIN).json()
+    assert hust == []
+    _error(client.get("/v1/batches?institution_id=hust"), 403, "NotAuthorized")
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["merkle_root"] == submitted["merkle_root"]
     assert batch["record_count"] == 3

@@ -164,9 +164,10 @@ def test_workers_and_the_http_door_run_the_table(parts: Parts) -> None:
 
     performed.clear()
     second = decided_batch(parts, start=10)
+    admin = parts.keys.create(role="admin", label="dispatch test")
     app = create_app(parts=parts, api_settings=ApiSettings())
     with TestClient(app) as client:
-        response = client.post("/v1/dispatch")
+        response = client.post("/v1/dispatch", headers={"Authorization": f"Bearer {admin.key}"})
     assert response.status_code == 200, response.text
     assert performed == [(JobKind.ANCHOR, second), (JobKind.REWARD, second)]
     assert response.json()["rounds"][0]["reward"]["done"] == [second]

@@ -1,0 +1,51 @@
+"""API keys: issue, list and revoke (admin only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Admin, PartsDep, PrincipalDep
+from api.errors import error_responses
+from api.services.keys import MAX_LABEL_CHARS, Role
+
+router = APIRouter(
+    prefix="/keys", tags=["keys"], dependencies=[Admin], responses=error_responses(401, 403)
+)
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    institution_id: str | None = Field(
+        None, description="The institution a contributor key acts for (contributors only)."
+    )
+    label: str = Field("", max_length=MAX_LABEL_CHARS, description="What the key is for.")
+
+
+@router.post("", status_code=201, responses=error_responses(404, 422))
+def create_key(body: KeyCreate, parts: PartsDep, who: PrincipalDep) -> dict[str, Any]:
+    """Issue a key. The answer holds the key itself (``key``), shown this once: the server keeps
+    only an Argon2id hash of its secret."""
+    issued = parts.keys.create(
+        role=body.role,
+        institution_id=body.institution_id,
+        label=body.label,
+        issued_by=who.attribution,
+    )
+    return issued.to_dict()
+
+
+@router.get("")
+def list_keys(parts: PartsDep) -> list[dict[str, Any]]:
+    """Every key ever issued (revoked ones included), without secrets or their hashes."""
+    return [k.to_public() for k in parts.keys.list()]
+
+
+@router.delete("/{key_id}", responses=error_responses(404))
+def revoke_key(key_id: str, parts: PartsDep, who: PrincipalDep) -> dict[str, Any]:
+    """Revoke a key: it stops working on the next request. Idempotent."""
+    return parts.keys.revoke(key_id, revoked_by=who.attribution).to_public()
