@@ -35,6 +35,7 @@ from api.routes import (
     keys,
     records,
     status,
+    submissions,
     verify,
 )
 from ledger.settings import LedgerSettings
@@ -115,7 +116,17 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=f"/{API_VERSION}")
-    for module in (status, institutions, batches, records, verify, balances, dispatch, keys):
+    for module in (
+        status,
+        institutions,
+        batches,
+        submissions,
+        records,
+        verify,
+        balances,
+        dispatch,
+        keys,
+    ):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(console.router)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from api.composition import Parts
 from api.errors import NotAuthenticated
 from api.services.keys import KeyService, NotAuthorized, Principal, Role
+from api.submissions import SubmissionTracker
 from ledger.application import CorpusLedger
 
 
@@ -42,6 +43,11 @@ class ApiState:
     keys: KeyService
     insecure_local: bool = False
     """Every request acts as :meth:`Principal.insecure_local` (``byr serve --insecure-local``)."""
+    intake_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Taken while a submission is read (validated, desensitized): one intake at a time, without
+    holding the writer's turn, so reads and other writes go on meanwhile."""
+    submissions: SubmissionTracker = field(default_factory=SubmissionTracker)
+    """Submissions answered 202 and their outcomes."""
 
 
 def api_state(request: Request) -> ApiState:

@@ -125,6 +125,17 @@ def error_body(
     return body
 
 
+def status_and_body(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """What a request that raised ``exc`` answers (for work finished after the answer, such as a
+    submission answered 202); the message of a server-side failure stays in the server log."""
+    status = next((ERROR_STATUS[k] for k in type(exc).__mro__ if k in ERROR_STATUS), 500)
+    if status >= 500 and not isinstance(exc, LedgerError):
+        log.error("background work failed: %s", type(exc).__name__, exc_info=exc)
+        return 500, error_body("InternalError", "the server failed; see its log")
+    issues = exc.issues if isinstance(exc, ApiError) else None
+    return status, error_body(type(exc).__name__, str(exc), issues=issues)
+
+
 def _typed_handler(status: int) -> Any:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if status >= 500:

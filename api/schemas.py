@@ -165,6 +165,23 @@ class BatchPublic(BaseModel):
     reward_tx_hash: str | None
 
 
+class SubmissionAccepted(BaseModel):
+    """A submission answered 202 (``Prefer: respond-async``), or its status later: ``status`` is
+    queued, reading, recording, done or failed; once finished, ``http_status`` and ``result`` are
+    what the synchronous request would have answered (201 and the submission document, or the
+    error's status and body)."""
+
+    submission_id: str
+    institution_id: str
+    source_name: str
+    status: str
+    created_at: str
+    finished_at: str | None = None
+    http_status: int | None = None
+    result: dict[str, Any] | None = None
+    status_url: str
+
+
 class RecordPublic(BaseModel):
     record_id: str
     batch_id: str

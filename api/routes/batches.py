@@ -8,36 +8,50 @@ identical bytes.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import AnyRole, LedgerDep, PartsDep, PrincipalDep, require
+from api.deps import (
+    AnyRole,
+    ApiState,
+    LedgerDep,
+    PrincipalDep,
+    StateDep,
+    exclusive,
+    require,
+)
 from api.errors import (
     BatchNotRecorded,
     UnsupportedUpload,
     UploadRejected,
     UploadTooLarge,
     error_responses,
+    status_and_body,
 )
 from api.schemas import (
     BatchCreate,
     BatchPublic,
     GovernanceReportPublic,
     RecordPublic,
+    SubmissionAccepted,
     SubmissionOptions,
     SubmissionPublic,
 )
 from api.services.governance_report import batch_report
 from api.services.keys import NotAuthorized, Principal, Role
-from api.services.submission import SubmissionOutcome, SubmissionService
+from api.services.submission import SubmissionOutcome
+from api.submissions import SubmissionStatus, TrackedSubmission
 from api.visibility import check_institution, record_for
 from ingest.formats import source_label
 from ingest.validation import DEFAULT_LIMITS
@@ -176,23 +190,67 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
 SubmissionDep = Annotated[Submission, Depends(read_submission)]
 
 
-def submit_bytes(
-    service: SubmissionService, submission: Submission, *, who: Principal | None = None
+async def submit(
+    state: ApiState,
+    submission: Submission,
+    who: Principal,
+    item: TrackedSubmission | None = None,
 ) -> SubmissionOutcome:
-    """Submit received bytes through the same intake path as ``byr submit``; the batch records
-    the key it came with."""
+    """Submit received bytes through the same two steps as ``byr submit``: intake (validation
+    and desensitization, the slow part) one at a time but outside the writer's turn, so reads,
+    status and other writers go on meanwhile; then recording, in the writer's turn. The batch
+    records the key it came with."""
     options = submission.options
-    if who is not None and not who.owns(options.institution_id):
+    if not who.owns(options.institution_id):
         raise NotAuthorized("a contributor key submits for its own institution only")
-    return service.submit_bytes(
-        submission.data,
-        submitted_by=who.attribution if who is not None else None,
-        source_name=submission.source_name,
-        institution_id=options.institution_id,
-        discipline=options.discipline,
-        strict=options.strict,
-        wait=options.wait,
-    )
+    service = state.parts.submission
+    await run_in_threadpool(service.ledger.institution, options.institution_id)
+    async with state.intake_lock:
+        intake = await run_in_threadpool(
+            service.read_bytes,
+            submission.data,
+            source_name=submission.source_name,
+            institution_id=options.institution_id,
+            discipline=options.discipline,
+        )
+    if item is not None:
+        item.status = SubmissionStatus.RECORDING
+    async with exclusive(state):
+        return await run_in_threadpool(
+            service.record,
+            intake,
+            institution_id=options.institution_id,
+            strict=options.strict,
+            wait=options.wait,
+            submitted_by=who.attribution,
+        )
+
+
+def recorded(outcome: SubmissionOutcome) -> SubmissionPublic:
+    """The submission document, or ``BatchNotRecorded`` with every issue."""
+    if outcome.batch is None:
+        intake = outcome.intake
+        raise BatchNotRecorded(
+            f"nothing recorded: {intake.summary()}", issues=[i.to_dict() for i in intake.issues]
+        )
+    return submission_public(outcome)
+
+
+async def submit_later(
+    state: ApiState, item: TrackedSubmission, submission: Submission, who: Principal
+) -> None:
+    """A submission answered 202: run it, and keep what the synchronous answer would have been."""
+    try:
+        item.status = SubmissionStatus.READING
+        result = recorded(await submit(state, submission, who, item))
+        state.submissions.finish(item, http_status=201, result=result.model_dump(mode="json"))
+    except Exception as exc:  # every outcome is reported through the status URL
+        status, body = status_and_body(exc)
+        state.submissions.finish(item, http_status=status, result=body)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+"""Submissions running after their 202 (referenced, so they are not collected mid-way)."""
 
 
 def submission_public(outcome: SubmissionOutcome) -> SubmissionPublic:
@@ -231,23 +289,50 @@ _UPLOAD_BODY_DOC: dict[str, Any] = {
     status_code=201,
     dependencies=[require(Role.CONTRIBUTOR)],
     openapi_extra=_UPLOAD_BODY_DOC,
-    responses=error_responses(401, 403, 404, 413, 415, 422, 503),
+    responses={
+        **error_responses(401, 403, 404, 413, 415, 422, 503),
+        202: {
+            "description": "With `Prefer: respond-async`: accepted; poll the status URL "
+            "(`Location`, `status_url`).",
+            "model": SubmissionAccepted,
+        },
+    },
 )
-def submit_batch(submission: SubmissionDep, parts: PartsDep, who: PrincipalDep) -> SubmissionPublic:
+async def submit_batch(
+    submission: SubmissionDep,
+    state: StateDep,
+    who: PrincipalDep,
+    prefer: Annotated[
+        str | None,
+        Header(description="`respond-async`: answer 202 at once and record the batch after."),
+    ] = None,
+) -> Any:
     """Validate, desensitize and record a batch (``byr submit``).
 
     201 when a batch was recorded; ``issues`` lists every rejected item with its line, index and
     field (the batch holds the valid ones). 422 ``BatchNotRecorded`` with the same issues when
     nothing valid remains, or with ``strict`` when any item was rejected. With ``wait`` the batch
     is governed, anchored and rewarded before the answer (governance loads its models on first
-    use, which takes a while)."""
-    outcome = submit_bytes(parts.submission, submission, who=who)
-    if outcome.batch is None:
-        intake = outcome.intake
-        raise BatchNotRecorded(
-            f"nothing recorded: {intake.summary()}", issues=[i.to_dict() for i in intake.issues]
+    use, which takes a while). With ``Prefer: respond-async`` the answer is 202 at once, with a
+    status URL that holds this same outcome once it is known."""
+    if prefer is not None and "respond-async" in prefer.lower():
+        if not who.owns(submission.options.institution_id):
+            raise NotAuthorized("a contributor key submits for its own institution only")
+        item = state.submissions.start(
+            institution_id=submission.options.institution_id,
+            key_id=who.attribution,
+            source_name=submission.source_name,
         )
-    return submission_public(outcome)
+        task = asyncio.create_task(submit_later(state, item, submission, who))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+        accepted = SubmissionAccepted(**item.to_dict())
+        return JSONResponse(
+            accepted.model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": accepted.status_url, "Preference-Applied": "respond-async"},
+        )
+    return recorded(await submit(state, submission, who))
 
 
 @router.get("", dependencies=[AnyRole], responses=error_responses(401, 403))

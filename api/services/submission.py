@@ -138,6 +138,25 @@ class SubmissionService:
         intake = self.read_bytes(
             data, source_name=source_name, institution_id=institution_id, discipline=discipline
         )
+        return self.record(
+            intake,
+            institution_id=institution_id,
+            strict=strict,
+            wait=wait,
+            submitted_by=submitted_by,
+        )
+
+    def record(
+        self,
+        intake: IntakeResult,
+        *,
+        institution_id: str,
+        strict: bool = False,
+        wait: bool = False,
+        submitted_by: str | None = None,
+    ) -> SubmissionOutcome:
+        """Record what :meth:`read_bytes` accepted as one batch (the writer's half: the HTTP
+        server runs intake before it takes the writer's turn, and only this under it)."""
         if not intake.records or (strict and not intake.ok):
             return SubmissionOutcome(intake=intake, batch=None, view=None)
         batch = self.ledger.submit_batch(
