@@ -47,6 +47,7 @@ from ledger.settings import ChainBackend, LedgerSettings
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from api.intake_pool import IntakePool
     from ingest.governance.pii import PiiRedactor
     from ingest.governance.service import GovernanceService
 
@@ -268,6 +269,17 @@ class Parts:
             drain=lambda: self.pipeline.drain(),
             policy_version=lambda: load_policy().version,
         )
+
+    @cached_property
+    def intake_pool(self) -> IntakePool | None:
+        """Where the HTTP server reads submissions: worker processes (``None``: its threads)."""
+        from api.intake_pool import IntakePool
+
+        if self.settings.intake_processes == 0:
+            return None
+        pool = IntakePool(processes=self.settings.intake_processes)
+        self._closers.append(pool.close)
+        return pool
 
     @cached_property
     def keys(self) -> KeyService:

@@ -50,6 +50,12 @@ class LedgerSettings(BaseSettings):
     model_cache: Path | None = Field(
         None, description="Converted base models (default: ~/.cache/byr/models)."
     )
+    intake_processes: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Worker processes the HTTP server reads submissions in (0: its own threads).",
+    )
     max_field_chars: int = Field(8_000, gt=0)
     max_record_chars: int = Field(16_000, gt=0)
 

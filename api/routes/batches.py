@@ -197,22 +197,32 @@ async def submit(
     item: TrackedSubmission | None = None,
 ) -> SubmissionOutcome:
     """Submit received bytes through the same two steps as ``byr submit``: intake (validation
-    and desensitization, the slow part) one at a time but outside the writer's turn, so reads,
-    status and other writers go on meanwhile; then recording, in the writer's turn. The batch
-    records the key it came with."""
+    and desensitization, the slow part) one at a time, outside the writer's turn and in a worker
+    process (:mod:`api.intake_pool`), so reads, status and other writers go on meanwhile; then
+    recording, in the writer's turn. The batch records the key it came with."""
     options = submission.options
     if not who.owns(options.institution_id):
         raise NotAuthorized("a contributor key submits for its own institution only")
     service = state.parts.submission
     await run_in_threadpool(service.ledger.institution, options.institution_id)
+    pool = state.parts.intake_pool
     async with state.intake_lock:
-        intake = await run_in_threadpool(
-            service.read_bytes,
-            submission.data,
-            source_name=submission.source_name,
-            institution_id=options.institution_id,
-            discipline=options.discipline,
-        )
+        if pool is not None:
+            intake = await pool.read(
+                submission.data,
+                source_name=submission.source_name,
+                institution_id=options.institution_id,
+                discipline=options.discipline,
+                limits=service.limits,
+            )
+        else:
+            intake = await run_in_threadpool(
+                service.read_bytes,
+                submission.data,
+                source_name=submission.source_name,
+                institution_id=options.institution_id,
+                discipline=options.discipline,
+            )
     if item is not None:
         item.status = SubmissionStatus.RECORDING
     async with exclusive(state):
