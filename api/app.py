@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from api import console
 from api.composition import Parts
 from api.deps import ApiState
+from api.edge import install_edge, rate_limit
 from api.environment import apply_process_defaults
 from api.errors import install_error_handlers
 from api.routes import (
@@ -38,6 +39,7 @@ from api.routes import (
     submissions,
     verify,
 )
+from ingest.validation import DEFAULT_LIMITS
 from ledger.settings import LedgerSettings
 
 API_VERSION = "v1"
@@ -55,6 +57,39 @@ class ApiSettings(BaseSettings):
         description="Serve every /v1 route without a key, as one all-powerful local user. For a "
         "demo on a laptop only: anyone who reaches the port can read every text and salt.",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body of a route that takes no file upload (a proof "
+        "bundle is at most ~200 KB: 16,000 characters of record, all escaped, and 17 hashes).",
+    )
+    max_upload_bytes: int = Field(
+        # the largest batch intake reads, plus the multipart framing the batches route allows
+        default=DEFAULT_LIMITS.max_batch_bytes + batches._BODY_SLACK_BYTES,
+        gt=0,
+        description="Largest request body of a route that takes file uploads (POST /v1/batches).",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=4,
+        description="Deepest nesting of arrays and objects in a JSON request body (a batch of "
+        "records needs 3, plus what its records nest).",
+    )
+    rate_limit_reads: str = Field(
+        default="1200/minute",
+        description="Requests per key (per client address without a key) to /v1 routes other "
+        "than submissions, moving window: '1200/minute', '20 per second'.",
+    )
+    rate_limit_submissions: str = Field(
+        default="60/minute",
+        description="Batch submissions (POST /v1/batches) per key, moving window.",
+    )
+
+    @field_validator("rate_limit_reads", "rate_limit_submissions")
+    @classmethod
+    def _one_rate_limit(cls, value: str) -> str:
+        rate_limit(value)
+        return value
 
 
 def _open(parts: Parts) -> None:
@@ -112,6 +147,9 @@ def create_app(
         summary="Submit, govern, anchor, reward and prove crowdsourced training corpora.",
         version="0.1.0",
         lifespan=lifespan,
+        # served by the edge, with their files (no CDN)
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -130,4 +168,12 @@ def create_app(
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(console.router)
+    install_edge(
+        app,
+        max_body_bytes=api.max_body_bytes,
+        max_upload_bytes=api.max_upload_bytes,
+        max_json_depth=api.max_json_depth,
+        rate_limit_reads=api.rate_limit_reads,
+        rate_limit_submissions=api.rate_limit_submissions,
+    )
     return app
