@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field, field_validator
@@ -26,7 +27,7 @@ from api.composition import Parts
 from api.deps import ApiState
 from api.edge import install_edge, rate_limit
 from api.environment import apply_process_defaults
-from api.errors import install_error_handlers
+from api.errors import document_errors, install_error_handlers
 from api.routes import (
     balances,
     batches,
@@ -100,6 +101,32 @@ def _open(parts: Parts) -> None:
     _ = parts.deployments
 
 
+def edge_refusals(path: str, operation: dict[str, Any]) -> tuple[int, ...]:
+    """The statuses the edge (:mod:`api.edge`) may answer on an operation, whatever the route
+    declares: 413 (a body over the size limit) and 422 (a JSON body nested too deep or not
+    UTF-8) on any route; 415 on a route that reads a body (a media type it does not read); 429 on
+    the rate-limited ``/v1`` routes."""
+    statuses = [413, 422]
+    if "requestBody" in operation:
+        statuses.append(415)
+    if path == f"/{API_VERSION}" or path.startswith(f"/{API_VERSION}/"):
+        statuses.append(429)
+    return tuple(statuses)
+
+
+def _document_error_responses(app: FastAPI) -> None:
+    """Serve an OpenAPI document whose error responses are the ones the app and its edge send
+    (:func:`api.errors.document_errors`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_errors(generate(), edge_refusals)
+        return generate()  # the document FastAPI keeps, as changed
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     *,
     settings: LedgerSettings | None = None,
@@ -152,6 +179,7 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    _document_error_responses(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=f"/{API_VERSION}")
     for module in (

@@ -278,3 +278,39 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": ErrorPublic, "description": HTTPStatus(status).phrase}
         for status in statuses
     }
+
+
+_ERROR_REF = f"#/components/schemas/{ErrorPublic.__name__}"
+#: FastAPI documents its request-validation answer with these; :func:`_validation_handler`
+#: answers with :class:`ErrorPublic` instead.
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def document_errors(
+    openapi: dict[str, Any], statuses: Callable[[str, dict[str, Any]], Iterable[int]]
+) -> None:
+    """Make the error responses of an OpenAPI document (changed in place) the ones the app
+    sends: every request-validation response FastAPI documented gets the error body
+    (:class:`ErrorPublic`), and each operation also documents ``statuses(path, operation)``
+    (with the error body) unless it documents them already."""
+    error_content = {"application/json": {"schema": {"$ref": _ERROR_REF}}}
+    for path, operations in openapi.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for response in responses.values():
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if schema == {"$ref": _FASTAPI_VALIDATION_REF}:
+                    response["content"] = dict(error_content)
+            for status in statuses(path, operation):
+                responses.setdefault(
+                    str(status),
+                    {"description": HTTPStatus(status).phrase, "content": dict(error_content)},
+                )
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)

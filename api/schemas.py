@@ -8,13 +8,68 @@ the CLI's ``--json`` output and the views stay one vocabulary. Wei amounts are d
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections.abc import Callable
+from functools import cache
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import JsonDict
 
 from ledger.ids import INSTITUTION_ID_RE
 
 INSTITUTION_ID_PATTERN = INSTITUTION_ID_RE.pattern
+ACCOUNT_PATTERN = r"^(0[xX])?[0-9a-fA-F]{40}$"
+"""What ``eth_utils.is_address`` takes from a string (the registry's check)."""
+
+Account = Annotated[str, WithJsonSchema({"type": "string", "pattern": ACCOUNT_PATTERN})]
+"""An Ethereum address as text; the registry checks it (the pattern documents that check)."""
+
+
+def _char_class(admits: Callable[[str], bool]) -> str:
+    """A regex character class of the code points ``admits``: its members, or ``[^...]`` and the
+    others when they are fewer, since generators such as Hypothesis's walk every listed code
+    point. Surrogates are never listed (Rust's regexes have none; a negated class admits them).
+    ``\\uXXXX`` escapes in the BMP and the characters themselves above it, which Python's,
+    ECMA-262's (``u``) and Rust's regexes all read alike."""
+    admitted: list[tuple[int, int]] = []
+    refused: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ranges = admitted if admits(chr(code)) else refused
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    negate = sum(b - a + 1 for a, b in refused) < sum(b - a + 1 for a, b in admitted)
+
+    def spelled(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    listed = refused if negate else admitted
+    parts = "".join(spelled(a) if a == b else f"{spelled(a)}-{spelled(b)}" for a, b in listed)
+    return f"[{'^' if negate else ''}{parts}]"
+
+
+@cache
+def _trimmed_pattern(admits: Callable[[str], bool]) -> str:
+    space = _char_class(str.isspace)
+    first = _char_class(lambda c: admits(c) and not c.isspace())
+    return f"^{space}*{first}{_char_class(admits)}*{space}*$"
+
+
+def trimmed_text(admits: Callable[[str], bool]) -> Callable[[JsonDict], None]:
+    """A ``json_schema_extra`` for text that the server trims (``str.strip()``) and then takes
+    only when something is left and ``admits`` every character of it.
+
+    The pattern is built from that rule when the schema is generated; the server's check stays
+    the rule, with its own message."""
+
+    def extra(schema: JsonDict) -> None:
+        schema["pattern"] = _trimmed_pattern(admits)
+
+    return extra
 
 
 class ErrorIssue(BaseModel):
@@ -52,7 +107,7 @@ class InstitutionCreate(BaseModel):
         pattern=INSTITUTION_ID_PATTERN, description="Short slug, e.g. bupt.", examples=["bupt"]
     )
     name: str = Field(min_length=1, max_length=200, description="Full name.")
-    account: str | None = Field(
+    account: Account | None = Field(
         None,
         description="Address that receives BYR rewards; on the embedded chains a free development "
         "account when omitted.",
@@ -81,7 +136,19 @@ class BatchCreate(BaseModel):
     institution_id: str = Field(description="Submitting institution id.", examples=["bupt"])
     records: list[Any] = Field(
         description="Alpaca-style objects (instruction, input, output, discipline, task_type, "
-        "license). Invalid items are reported as issues with their index and field."
+        "license). Invalid items are reported as issues with their index and field.",
+        # intake refuses an empty batch (BatchNotRecorded, with its issue)
+        json_schema_extra={"minItems": 1},
+        examples=[
+            [
+                {
+                    "instruction": "What does TCP slow start do?",
+                    "output": "It doubles the congestion window every round trip until a loss "
+                    "or the slow-start threshold.",
+                    "discipline": "computer_networks",
+                }
+            ]
+        ],
     )
     discipline: str | None = Field(None, description="Discipline for records that name none.")
     strict: bool = Field(False, description="Record nothing when any item is rejected.")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, PartsDep, PrincipalDep
 from api.errors import error_responses
+from api.schemas import INSTITUTION_ID_PATTERN
 from api.services.keys import MAX_LABEL_CHARS, Role
 
 router = APIRouter(
@@ -17,13 +18,30 @@ router = APIRouter(
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # the key service's rule: a contributor key names its institution, no other key does
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": Role.CONTRIBUTOR.value}}},
+            "then": {
+                "required": ["institution_id"],
+                "properties": {
+                    "institution_id": {"type": "string", "pattern": INSTITUTION_ID_PATTERN}
+                },
+            },
+            "else": {"properties": {"institution_id": {"type": "null"}}},
+        },
+    )
 
     role: Role
     institution_id: str | None = Field(
         None, description="The institution a contributor key acts for (contributors only)."
     )
-    label: str = Field("", max_length=MAX_LABEL_CHARS, description="What the key is for.")
+    label: str = Field(
+        "",
+        max_length=MAX_LABEL_CHARS,
+        description="What the key is for: printable characters, once trimmed.",
+    )
 
 
 @router.post("", status_code=201, responses=error_responses(404, 422))

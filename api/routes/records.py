@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AnyRole, LedgerDep, PartsDep, PrincipalDep, require
 from api.errors import error_responses
-from api.schemas import RecordPublic
+from api.schemas import RecordPublic, trimmed_text
 from api.services.erasure import MAX_REASON_CHARS, ErasureRequest
 from api.services.keys import Role
 from api.visibility import check_institution, record_for, require_owner
@@ -39,12 +40,22 @@ def read_proof(record_id: str, ledger: LedgerDep, who: PrincipalDep) -> ProofBun
     return ledger.proof(record_id)
 
 
+def _reason_character(c: str) -> bool:
+    """A character :func:`api.services.erasure.check_reason` lets a trimmed reason hold."""
+    return unicodedata.category(c) not in ("Cc", "Cf") or c in "\t\n"
+
+
 class ErasureBody(BaseModel):
     """Why the record is erased, and on whose behalf."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_REASON_CHARS,
+        description="Recorded in the log: text without control or format characters.",
+        json_schema_extra=trimmed_text(_reason_character),
+    )
     institution_id: str | None = Field(
         None, description="The institution asking; it must own the record."
     )

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from ledger.canonical import canonical_record, record_hash
 from ledger.errors import LedgerError
@@ -40,9 +47,31 @@ def _address(value: str) -> str:
     return value
 
 
-Hex32 = Annotated[str, AfterValidator(_hex32)]
+def _integer(value: object) -> object:
+    # JSON true/false and numeric strings are not integers, whatever Python coerces.
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be an integer")
+    return value
+
+
+# What the validators accept, for the JSON Schema (the API's OpenAPI document); the validators
+# stay the rule, with their own messages.
+HEX32_PATTERN = r"^(0[xX])?[0-9a-fA-F]{64}$"
+ADDRESS_PATTERN = r"^0[xX][0-9a-fA-F]{40}$"
+
+Hex32 = Annotated[
+    str,
+    AfterValidator(_hex32),
+    WithJsonSchema({"type": "string", "pattern": HEX32_PATTERN}),
+]
 """A 32-byte value as 0x-prefixed lowercase hex (any case and an optional prefix are accepted)."""
-Address = Annotated[str, AfterValidator(_address)]
+Address = Annotated[
+    str,
+    AfterValidator(_address),
+    WithJsonSchema({"type": "string", "pattern": ADDRESS_PATTERN}),
+]
+Integer = Annotated[int, BeforeValidator(_integer)]
+"""A JSON integer (pydantic's lax mode would also take booleans and numeric strings)."""
 
 
 class ProofBundle(BaseModel):
@@ -67,10 +96,10 @@ class ProofBundle(BaseModel):
     """Sibling hashes from the leaf up to the root (OpenZeppelin ``getProof`` order)."""
     root: Hex32
     metadata_hash: Hex32 | None = None
-    chain_id: int | None = None
+    chain_id: Integer | None = None
     contract_address: Address | None = None
     tx_hash: Hex32 | None = None
-    block_number: int | None = None
+    block_number: Integer | None = None
 
     @classmethod
     def for_record(
