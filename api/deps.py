@@ -96,13 +96,16 @@ async def principal(
     """Who is asking, from the ``Authorization: Bearer <key>`` header.
 
     When the log moved since the projections last caught up (a key issued or revoked by another
-    process), they catch up first, so a revocation takes effect on the next request."""
+    process), they catch up first, so a revocation takes effect on the next request. While a
+    writer holds the parts, the projections it will catch up are read as last committed instead
+    of waiting for it: a key revoked by another process during a long write stops working when
+    that write ends (revocations through this server take effect at once)."""
     if state.insecure_local:
         return Principal.insecure_local()
     if credentials is None:
         raise NotAuthenticated("this endpoint needs an 'Authorization: Bearer <API key>' header")
     ledger = state.parts.ledger
-    if await run_in_threadpool(ledger.is_behind):
+    if not state.lock.locked() and await run_in_threadpool(ledger.is_behind):
         async with exclusive(state) as parts:
             await run_in_threadpool(parts.ledger.sync)
     return await run_in_threadpool(state.keys.authenticate, credentials.credentials)

@@ -81,6 +81,10 @@ class BatchNotRecorded(ApiError):
     ``issues`` holds every problem with its location."""
 
 
+class RateLimited(ApiError):
+    """The key (or, without a key, the client address) sent more requests than its limit."""
+
+
 #: Status of each typed error. Handlers are looked up along the exception's MRO, so a subclass
 #: listed here (``NotInitialized``) takes precedence over its base (``InvalidRequest``).
 ERROR_STATUS: dict[type[Exception], int] = {
@@ -92,6 +96,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     UnsupportedUpload: 415,
     UploadTooLarge: 413,
     BatchNotRecorded: 422,
+    RateLimited: 429,
     # requests the ledger refuses
     NotFound: 404,
     Conflict: 409,

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 
 from starlette.responses import JSONResponse
 
-from api.errors import ERROR_STATUS, ApiError, UploadRejected, error_body
+from api.errors import ERROR_STATUS, ApiError, RateLimited, UploadRejected, error_body
+
+__all__ = ["JsonNotUtf8", "JsonTooDeep", "RateLimited", "refusal", "status_of"]
 
 
 class JsonTooDeep(UploadRejected):
@@ -19,18 +21,9 @@ class JsonNotUtf8(UploadRejected):
     """A JSON body is not UTF-8 (RFC 8259 §8.1)."""
 
 
-class RateLimited(ApiError):
-    """The key (or, without a key, the client address) sent more requests than its limit."""
-
-
-#: Statuses of edge errors that :data:`ERROR_STATUS` does not list yet.
-_EDGE_STATUS: dict[type[Exception], int] = {RateLimited: 429}
-
-
 def status_of(exc: ApiError) -> int:
-    """The status of ``exc``: the most specific class listed in :data:`ERROR_STATUS` (or here)."""
-    table = ERROR_STATUS | _EDGE_STATUS
-    return next((table[k] for k in type(exc).__mro__ if k in table), 500)
+    """The status of ``exc``: the most specific class listed in :data:`ERROR_STATUS`."""
+    return next((ERROR_STATUS[k] for k in type(exc).__mro__ if k in ERROR_STATUS), 500)
 
 
 def refusal(exc: ApiError, *, headers: Mapping[str, str] | None = None) -> JSONResponse:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import AnyRole, PartsDep
+from api.deps import AnyRole, StateDep, exclusive
 from api.errors import error_responses
 from api.schemas import StatusPublic
 from api.services.status import status_document
@@ -18,9 +19,15 @@ router = APIRouter(
 
 
 @router.get("")
-def read_status(parts: PartsDep) -> StatusPublic:
+async def read_status(state: StateDep) -> StatusPublic:
     """Batches, records, outbox jobs and rewards, how far the slowest projection lags behind the
-    log head, and a line per batch (the ``byr status --json`` document). Projections catch up
-    first, so this waits for a running submission or dispatch to finish."""
-    parts.ledger.sync()
-    return StatusPublic.model_validate(status_document(parts.ledger))
+    log head, and a line per batch (the ``byr status --json`` document).
+
+    Projections catch up first when nobody holds the writer's turn. While a submission or dispatch
+    holds it, the answer is the projections as last committed, at once, and ``projection_lag``
+    says how many events they are behind the log's head: status never waits for a writer."""
+    if not state.lock.locked():
+        async with exclusive(state) as parts:
+            await run_in_threadpool(parts.ledger.sync)
+    document = await run_in_threadpool(status_document, state.parts.ledger)
+    return StatusPublic.model_validate(document)

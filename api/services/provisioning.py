@@ -173,4 +173,4 @@ class InstitutionRegistry:
         for account in self.dev_accounts:
             if account.address not in used:
                 return str(account.address)
-        raise InvalidRequest("every development account is taken: pass --account")
+        raise Conflict("every development account is taken: pass --account")

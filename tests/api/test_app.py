@@ -16,7 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import ApiSettings, create_app
+from api.composition import Parts
 from api.services.provisioning import NotInitialized
+from ledger.events import ApiKeyRevoked
 from ledger.settings import LedgerSettings
 from tests.homes import TestKeys, issue_keys
 
@@ -115,6 +117,30 @@ def test_status_reports_positions_and_lag(client: TestClient) -> None:
     assert status["head_position"] >= 5
     assert set(status["projection_positions"].values()) == {status["head_position"]}
     assert status["projection_lag"] == 0
+
+
+def test_status_never_waits_for_the_writers_turn(
+    client: TestClient, settings: LedgerSettings
+) -> None:
+    """While a writer holds the parts (a long submission), status answers from the projections as
+    committed, and says how far behind the log they are."""
+    state = client.app.state.byr  # type: ignore[attr-defined]
+    assert client.portal is not None
+    with Parts(settings) as other:  # another process appends, its projections not caught up
+        issued = other.keys.create(role="auditor", label="revoked elsewhere")
+        other.log.append(
+            f"key-{issued.key_id}",
+            [ApiKeyRevoked(key_id=issued.key_id, revoked_by="operator")],
+            expected_version=1,
+        )
+    client.portal.call(state.lock.acquire)
+    try:
+        status = client.get("/v1/status", timeout=10).json()
+        assert status["projection_lag"] >= 1
+        assert status["head_position"] > min(status["projection_positions"].values())
+    finally:
+        client.portal.call(state.lock.release)
+    assert client.get("/v1/status").json()["projection_lag"] == 0
 
 
 def test_unknown_route_is_a_json_404(client: TestClient) -> None:
