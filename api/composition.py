@@ -355,10 +355,19 @@ ADMIN_KEY_FILE = "admin.key"
 def first_admin_key(settings: LedgerSettings, parts: Parts) -> dict[str, Any]:
     """Issue the first admin key when the ledger has no active one, into ``BYR_HOME/admin.key``
     (owner-only); says where it is. The key is in that file and nowhere else: move it to a
-    password manager and delete the file."""
+    password manager and delete the file. With ``BYR_ADMIN_KEY`` set (a key from ``byr keys
+    generate``), that key is issued instead and no file is written."""
     path = settings.home / ADMIN_KEY_FILE
     if parts.keys.has_active_admin():
         return {"admin_key_file": str(path) if path.exists() else None}
+    if settings.admin_key is not None:
+        issued = parts.keys.create(
+            role="admin",
+            label="first admin key (byr init, BYR_ADMIN_KEY)",
+            key=settings.admin_key.get_secret_value(),
+        )
+        log.warning("the first admin key (%s) is the one BYR_ADMIN_KEY holds", issued.key_id)
+        return {"admin_key_file": None, "admin_key_id": issued.key_id, "admin_key_from": "env"}
     issued = parts.keys.create(role="admin", label="first admin key (byr init)")
     private_file(path).write_text(issued.key + "\n", encoding="ascii")
     log.warning("the first admin key (%s) is in %s", issued.key_id, path)

@@ -44,6 +44,12 @@ class LedgerSettings(BaseSettings):
     incentive_private_key: SecretStr | None = Field(
         None, description="Key of the service account on the incentive chain (rpc backend only)."
     )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="The first admin API key `byr init` issues (from `byr keys generate`), for "
+        "deployments that hand it in through their environment; without it init draws one and "
+        "writes it to home/admin.key.",
+    )
     deployments_file: Path | None = Field(
         None, description="Where contract addresses are recorded (default: home/deployments.json)."
     )

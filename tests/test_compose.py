@@ -108,3 +108,24 @@ def test_no_secret_in_the_file() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     assert "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" not in text
     assert "${BYR_ACADEMIC_PRIVATE_KEY:?" in text
+
+
+def test_only_the_api_leaves_the_internal_network(compose: dict[str, Any]) -> None:
+    networks = compose["networks"]
+    assert networks["internal"]["internal"] is True
+    for name, service in compose["services"].items():
+        joined = set(service.get("networks", []))
+        if name == "api":
+            assert joined == {"internal", "edge"}
+            assert all(p.startswith("127.0.0.1:") for p in service["ports"])
+        else:
+            assert joined == {"internal"}, f"{name} must be on the internal network only"
+            assert "ports" not in service, f"{name} must not publish a port"
+
+
+def test_the_first_admin_key_comes_from_the_environment(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["deploy"]["environment"]["BYR_ADMIN_KEY"].startswith("${BYR_ADMIN_KEY:?")
+    for name, service in services.items():
+        if name != "deploy":
+            assert "BYR_ADMIN_KEY" not in service.get("environment", {}), name

@@ -95,12 +95,27 @@ def keys_create(
         str | None, typer.Option("--institution", help="Contributor keys: the institution.")
     ] = None,
     label: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    key_from_env: Annotated[
+        str | None,
+        typer.Option(
+            "--key-from-env",
+            metavar="VAR",
+            help="Issue the key this environment variable holds (from `byr keys generate`) "
+            "instead of drawing one: for keys a deployment receives through its environment.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue an API key and print it once (the server keeps only a hash of its secret)."""
+    key = None
+    if key_from_env is not None:
+        key = os.environ.get(key_from_env)
+        if not key:
+            err.print(f"[red]error:[/red] --key-from-env: {key_from_env} is not set")
+            raise typer.Exit(EXIT_BAD_INPUT)
     with exit_on_error(as_json), open_parts() as parts:
         parts.require_initialized()
-        issued = parts.keys.create(role=role, institution_id=institution, label=label)
+        issued = parts.keys.create(role=role, institution_id=institution, label=label, key=key)
 
     def human() -> None:
         scope = f" for {issued.institution_id}" if issued.institution_id else ""
@@ -108,6 +123,15 @@ def keys_create(
         out.print(issued.key, highlight=False, markup=False)
 
     emit(issued.to_dict(), as_json=as_json, human=human)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random API key without issuing it: hand it to a deployment as BYR_ADMIN_KEY
+    (`byr init` then issues it as the first admin key) or to `keys create --key-from-env`."""
+    from api.services.keys import generate_key
+
+    out.print(generate_key(), highlight=False, markup=False)
 
 
 @keys_app.command("list")

@@ -31,7 +31,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ledger.application import CorpusLedger
-from ledger.errors import InvalidRequest, NotFound
+from ledger.errors import Conflict, InvalidRequest, NotFound
 from ledger.events import ApiKeyIssued, ApiKeyRevoked
 from ledger.ids import require_institution_id
 from ledger.projections.keys import ApiKeyView
@@ -105,6 +105,12 @@ class InvalidKey(InvalidRequest):
     """No key, a malformed, unknown or revoked key (HTTP 401)."""
 
 
+def generate_key() -> str:
+    """A new API key, ``byr_<key id>_<secret>`` (48 random bits of id, 256 of secret); nothing
+    is recorded until it is issued (:meth:`KeyService.create`)."""
+    return f"byr_k{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
 def parse_role(value: str) -> Role:
     try:
         return Role(value)
@@ -131,9 +137,14 @@ class KeyService:
         institution_id: str | None = None,
         label: str = "",
         issued_by: str = OPERATOR,
+        key: str | None = None,
     ) -> IssuedKey:
         """Issue a key. A contributor key needs an active, registered institution; the other
-        roles take none. Raises :class:`InvalidRequest` naming the field."""
+        roles take none. Raises :class:`InvalidRequest` naming the field.
+
+        ``key`` issues a key the operator generated beforehand (:func:`generate_key`, ``byr keys
+        generate``) so that it can be handed to a deployment through its environment; by default
+        a new one is drawn here."""
         role = parse_role(role) if isinstance(role, str) else role
         if role is Role.CONTRIBUTOR:
             if institution_id is None:
@@ -147,8 +158,14 @@ class KeyService:
         label = label.strip()
         if len(label) > MAX_LABEL_CHARS or any(not c.isprintable() for c in label):
             raise InvalidRequest(f"label: at most {MAX_LABEL_CHARS} printable characters")
-        key_id = "k" + secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
+        if key is None:
+            key = generate_key()
+        match = _KEY_RE.match(key)
+        if match is None:
+            raise InvalidRequest("key: not an API key of the form byr_<key id>_<secret>")
+        key_id, secret = match.groups()
+        if self.ledger.api_key(key_id) is not None:
+            raise Conflict("key: its key id is already issued; generate another key")
         self.ledger.append(
             f"key-{key_id}",
             [

@@ -243,6 +243,50 @@ def test_the_first_admin_key_is_written_by_init(ledger_settings: LedgerSettings)
         assert client.get("/v1/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
+def test_keys_handed_in_through_the_environment(tmp_path: Path) -> None:
+    """A deployment generates its keys beforehand and passes them in its environment: init
+    issues BYR_ADMIN_KEY as the first admin key (no key file), and `keys create --key-from-env`
+    issues another one; a malformed or reused key is refused."""
+    home = tmp_path / "home"
+    generated = byr(home, "keys", "generate")
+    assert generated.returncode == 0, generated.stderr
+    admin = generated.stdout.strip()
+    assert admin.startswith("byr_k") and admin != byr(home, "keys", "generate").stdout.strip()
+    init = ok_json(byr(home, "init", "--json", env={"BYR_ADMIN_KEY": admin}))
+    assert admin not in json.dumps(init)
+    assert not (home / "admin.key").exists()
+    trainer = byr(home, "keys", "generate").stdout.strip()
+    created = ok_json(
+        byr(
+            home,
+            *("keys", "create", "--role", "trainer", "--key-from-env", "TRAINER_KEY", "--json"),
+            env={"TRAINER_KEY": trainer},
+        )
+    )
+    assert created["key"] == trainer
+    again = byr(
+        home,
+        *("keys", "create", "--role", "trainer", "--key-from-env", "TRAINER_KEY", "--json"),
+        env={"TRAINER_KEY": trainer},
+    )
+    assert again.returncode != 0 and trainer not in again.stdout + again.stderr
+    malformed = byr(
+        home,
+        *("keys", "create", "--role", "auditor", "--key-from-env", "BAD", "--json"),
+        env={"BAD": "byr_not-a-key"},
+    )
+    assert malformed.returncode == 2 and "byr_not-a-key" not in malformed.stdout
+    unset = byr(home, "keys", "create", "--role", "auditor", "--key-from-env", "UNSET_VAR")
+    assert unset.returncode == 2
+    settings = LedgerSettings(home=home)
+    with TestClient(create_app(settings=settings, api_settings=ApiSettings())) as client:
+        for key in (admin, trainer):
+            status = client.get("/v1/status", headers={"Authorization": f"Bearer {key}"})
+            assert status.status_code == 200
+        listed = client.get("/v1/keys", headers={"Authorization": f"Bearer {admin}"})
+        assert listed.status_code == 200 and admin not in listed.text
+
+
 def test_an_account_cannot_be_taken_over(ledger_settings: LedgerSettings) -> None:
     """Registering a newcomer with another institution's account, or re-registering an id with
     other data, is refused; balances and reward history stay with their owner."""
