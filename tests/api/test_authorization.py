@@ -55,7 +55,14 @@ def owned(client: TestClient, keys: TestKeys) -> dict[str, Any]:
     secrets += [r["record"]["instruction"] for r in records]
     secrets += [r["record"]["output"][:40] for r in records]
     bundle = client.get(f"/v1/records/{records[0]['record_id']}/proof", headers=keys.bupt).json()
+    later = client.post(
+        "/v1/batches",
+        json={"institution_id": "bupt", "records": GOOD[:1]},
+        headers=keys.bupt | {"Prefer": "respond-async"},
+    )
+    assert later.status_code == 202, later.text
     return {
+        "submission_id": later.json()["submission_id"],
         "batch_id": batch["batch_id"],
         "record_id": records[0]["record_id"],
         "secrets": secrets,
@@ -95,6 +102,7 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         ("GET", f"/v1/batches/{batch}/report", None, readable),
         ("GET", f"/v1/records/{record}", None, readable),
         ("GET", f"/v1/records/{record}/proof", None, owner_only),
+        ("GET", f"/v1/submissions/{owned['submission_id']}", None, owner_only),
         ("POST", "/v1/verify", bundle, everyone),
         ("GET", "/v1/balances", None, {**everyone, "trainer": 403}),
         ("POST", "/v1/keys", {"role": "auditor"}, {**{w: 403 for w in WHO[2:]}, "admin": 201}),
@@ -141,6 +149,27 @@ def test_every_route_with_every_principal(
             if response.status_code >= 400:
                 assert response.json()["error"], response.text
     assert problems == [], "\n".join(problems)
+
+
+def test_the_matrix_covers_every_route(
+    client: TestClient, keys: TestKeys, owned: dict[str, Any]
+) -> None:
+    """A route added to the app without a row in the matrix above fails here."""
+    import re
+
+    rows = [(method, path.split("?")[0]) for method, path, _, _ in routes(owned, keys)]
+    missing = []
+    document = client.get("/openapi.json").json()
+    for template, operations in document["paths"].items():
+        if not template.startswith("/v1"):
+            continue
+        pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+        for method in operations:
+            if method.upper() in ("HEAD", "OPTIONS"):
+                continue
+            if not any(m == method.upper() and pattern.match(p) for m, p in rows):
+                missing.append(f"{method.upper()} {template}")
+    assert missing == [], "routes without a row in the authorization matrix: " + ", ".join(missing)
 
 
 def test_offline_verification_and_health_need_no_key(
