@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ingest.banks import ConversionOptions
     from ingest.intake import IntakeLimits, IntakeResult
     from ingest.records import Desensitizer
 
@@ -50,6 +51,7 @@ def _read(
     institution_id: str,
     discipline: str | None,
     limits: IntakeLimits,
+    conversion: ConversionOptions | None = None,
 ) -> IntakeResult:
     from ingest.intake import read_batch_bytes
 
@@ -61,6 +63,7 @@ def _read(
         default_discipline=discipline,
         limits=limits,
         desensitizer=_desensitizer,
+        conversion=conversion,
     )
 
 
@@ -88,8 +91,13 @@ class IntakePool:
         institution_id: str,
         discipline: str | None,
         limits: IntakeLimits,
+        conversion: ConversionOptions | None = None,
     ) -> IntakeResult:
-        future = self._pool().submit(_read, data, source_name, institution_id, discipline, limits)
+        """Intake of ``data`` in the worker (``conversion``: a question bank's column mapping
+        and sheet); exceptions raised there (an unreadable workbook) are raised here."""
+        future = self._pool().submit(
+            _read, data, source_name, institution_id, discipline, limits, conversion
+        )
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:

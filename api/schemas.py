@@ -173,12 +173,19 @@ class SubmissionOptions(BaseModel):
 
 class IntakeIssuePublic(BaseModel):
     source: str
-    line: int | None = Field(description="1-based line where the item starts.")
+    line: int | None = Field(
+        description="1-based line where the item starts; for a table, the row as a spreadsheet "
+        "shows it (the header is row 1)."
+    )
     index: int | None = Field(description="0-based position of the item in the batch.")
     field: str | None
     code: str
     severity: str
     message: str
+    sheet: str | None = Field(default=None, description="The workbook sheet (XLSX only).")
+    column: str | None = Field(
+        default=None, description="The header of the table column the problem is in."
+    )
 
 
 class SubmissionPublic(BaseModel):

@@ -10,6 +10,9 @@ Two formats are accepted:
 * **JSONL**: one JSON value per line; blank lines are ignored. The index of an item is the number of
   non-blank lines before it.
 
+Tabular question banks (``.csv``, ``.tsv``, ``.xlsx``, ``.parquet``) are named here too but read by
+:mod:`ingest.banks`.
+
 The format comes from the file name: ``.jsonl``/``.ndjson`` are JSONL; ``.json`` is a JSON array
 unless its first non-blank character is ``{`` (JSONL saved under a ``.json`` name is common); any
 other name is sniffed: ``[`` means a JSON array, anything else JSONL. A UTF-8 byte-order mark is
@@ -118,6 +121,27 @@ def _token_kind(char: str) -> str:
 class BatchFormat(StrEnum):
     JSON = "json"
     JSONL = "jsonl"
+    CSV = "csv"
+    TSV = "tsv"
+    XLSX = "xlsx"
+    PARQUET = "parquet"
+
+    @property
+    def is_tabular(self) -> bool:
+        """Whether the format is a table of question-bank rows (read by :mod:`ingest.banks`)."""
+        return self in TABULAR_FORMATS
+
+
+TABULAR_FORMATS: frozenset[BatchFormat] = frozenset(
+    {BatchFormat.CSV, BatchFormat.TSV, BatchFormat.XLSX, BatchFormat.PARQUET}
+)
+_TABULAR_SUFFIXES = {
+    ".csv": BatchFormat.CSV,
+    ".tsv": BatchFormat.TSV,
+    ".tab": BatchFormat.TSV,
+    ".xlsx": BatchFormat.XLSX,
+    ".parquet": BatchFormat.PARQUET,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +177,10 @@ def source_label(name: str) -> str:
 
 
 def describe_location(*, source: str, line: int | None, index: int | None, fmt: BatchFormat) -> str:
-    """``sample.jsonl:14`` for JSONL, ``batch.json:23 (index 4)`` for a JSON array element."""
+    """``sample.jsonl:14`` for JSONL, ``batch.json:23 (index 4)`` for a JSON array element,
+    ``bank.csv: row 5`` for a tabular file."""
+    if fmt.is_tabular:
+        return source if line is None else f"{source}: row {line}"
     where = source if line is None else f"{source}:{line}"
     if fmt is BatchFormat.JSON and index is not None:
         where += f" (index {index})"
@@ -189,6 +216,8 @@ def make_issue(
 def detect_format(data: bytes, *, source_name: str) -> BatchFormat:
     """The format of ``data`` from its file name and, where that is not decisive, its content."""
     suffix = PurePosixPath(source_label(source_name)).suffix.lower()
+    if suffix in _TABULAR_SUFFIXES:
+        return _TABULAR_SUFFIXES[suffix]
     first = data.removeprefix(_BOM).lstrip()[:1]
     if suffix in (".jsonl", ".ndjson"):
         return BatchFormat.JSONL
@@ -205,9 +234,12 @@ def parse_batch(
     max_items: int | None = None,
 ) -> ParsedBatch:
     """Decode every item of a batch. ``fmt`` overrides :func:`detect_format`; at most ``max_items``
-    items are read (one ``too_many_records`` issue marks the cut)."""
+    items are read (one ``too_many_records`` issue marks the cut). JSON and JSONL only: tabular
+    files go through :func:`ingest.banks.convert_bank`."""
     source = source_label(source_name)
     fmt = fmt or detect_format(data, source_name=source_name)
+    if fmt.is_tabular:
+        raise ValueError("parse_batch reads JSON and JSONL; tabular files are read by ingest.banks")
     reader = _JsonlReader if fmt is BatchFormat.JSONL else _JsonArrayReader
     return reader(data, source=source, max_items=max_items).read()
 

@@ -8,6 +8,11 @@ For each valid item, in order: the language is detected on the submitted text an
 desensitizer; instruction, input and output are desensitized; the canonical fields are built from
 the desensitized texts, with ``language`` detected again on them (placeholders ignored) so that it
 can be recomputed from the stored record alone.
+
+CSV, TSV, XLSX and Parquet question banks (chosen by the file name's extension) go through
+:func:`ingest.banks.convert_bank` instead of the JSON reader: each row becomes an item checked by
+the same field rules, then desensitized like any other; ``conversion`` says which column holds which
+field and which sheet to read.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ingest.errors import BatchUnreadable, InvalidIntakeArgument
-from ingest.formats import BatchFormat, make_issue, parse_batch, source_label
+from ingest.formats import BatchFormat, detect_format, make_issue, parse_batch, source_label
 from ingest.language import detect_language
 from ingest.records import (
     CanonicalFields,
@@ -37,6 +43,9 @@ from ingest.validation import (
     validate_batch,
 )
 from ledger.ids import INSTITUTION_ID_RULE, is_valid_institution_id
+
+if TYPE_CHECKING:
+    from ingest.banks import ConversionOptions
 
 __all__ = [
     "Desensitizer",
@@ -130,8 +139,10 @@ def read_batch(
     limits: IntakeLimits = DEFAULT_LIMITS,
     desensitizer: Desensitizer | None = None,
     fmt: BatchFormat | None = None,
+    conversion: ConversionOptions | None = None,
 ) -> IntakeResult:
-    """Read the batch file at ``path`` (format from its name and content unless ``fmt`` is given).
+    """Read the batch file at ``path`` (format from its name and content unless ``fmt`` is given;
+    ``conversion`` for a tabular question bank: column mapping and sheet).
 
     Raises :class:`~ingest.errors.BatchUnreadable` when the file cannot be read and
     :class:`~ingest.errors.InvalidIntakeArgument` for a bad institution id or default discipline
@@ -147,6 +158,7 @@ def read_batch(
         limits=limits,
         desensitizer=desensitizer,
         fmt=fmt,
+        conversion=conversion,
     )
 
 
@@ -170,9 +182,14 @@ def read_batch_bytes(
     limits: IntakeLimits = DEFAULT_LIMITS,
     desensitizer: Desensitizer | None = None,
     fmt: BatchFormat | None = None,
+    conversion: ConversionOptions | None = None,
 ) -> IntakeResult:
     """Like :func:`read_batch` for a batch already in memory; ``source_name`` is the submitted file
-    name (only its last component is kept) and decides the format together with the content."""
+    name (only its last component is kept) and decides the format together with the content.
+
+    A tabular file that cannot be read as its extension says (a corrupt workbook, a CSV named
+    ``.xlsx``, a workbook too large once unzipped) or whose columns cannot be mapped raises an
+    :class:`~ingest.errors.IntakeError` (``BankUnreadable``, ``InvalidMapping``)."""
     discipline = _check_arguments(
         institution_id=institution_id, default_discipline=default_discipline
     )
@@ -194,19 +211,38 @@ def read_batch_bytes(
             issues=(issue,),
             items_seen=0,
         )
-    parsed = parse_batch(data, source_name=source, fmt=fmt, max_items=limits.max_records)
-    validated = validate_batch(parsed, limits=limits, default_discipline=discipline)
+    fmt = fmt or detect_format(data, source_name=source)
+    if fmt.is_tabular:
+        from ingest.banks import convert_bank
+
+        bank = convert_bank(
+            data,
+            source=source,
+            fmt=fmt,
+            options=conversion,
+            limits=limits,
+            default_discipline=discipline,
+        )
+        validated, items_seen = bank.validated, bank.items_seen
+    else:
+        if conversion is not None and (conversion.mapping or conversion.sheet):
+            raise InvalidIntakeArgument(
+                "a column mapping or a sheet applies to CSV, TSV, XLSX and Parquet files only"
+            )
+        parsed = parse_batch(data, source_name=source, fmt=fmt, max_items=limits.max_records)
+        validated = validate_batch(parsed, limits=limits, default_discipline=discipline)
+        items_seen = parsed.items_seen
     records = tuple(
         _submitted(item, source=source, institution_id=institution_id, desensitizer=desensitizer)
         for item in validated.items
     )
     return IntakeResult(
         source=source,
-        format=parsed.format,
+        format=fmt,
         institution_id=institution_id,
         records=records,
         issues=validated.issues,
-        items_seen=parsed.items_seen,
+        items_seen=items_seen,
     )
 
 

@@ -24,7 +24,7 @@ run $BYR init
 say "2. The institutions registered on the academic chain"
 run $BYR institution list
 
-say "3. BUPT submits the sample corpus (204 records, zh + en, six disciplines, 7 malformed lines)."
+say "3. BUPT submits the sample corpus (216 records, zh + en, six disciplines, 7 malformed lines)."
 say "   Malformed lines are reported with file, line and field; the rest is governed, anchored and rewarded."
 set +e
 run $BYR submit examples/sample_corpus.jsonl --institution bupt --wait --json > "$BYR_HOME/submit.json"

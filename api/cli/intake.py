@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,6 +22,10 @@ from api.cli.common import (
     open_parts,
     out,
 )
+
+if TYPE_CHECKING:
+    from ingest.banks import ConversionOptions
+    from ingest.records import IntakeIssue
 
 # ---------------------------------------------------------------------------------------------
 # init, institutions
@@ -111,10 +116,63 @@ def institution_list(as_json: JsonOpt = False) -> None:
 # submit, status, report
 # ---------------------------------------------------------------------------------------------
 
+MapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--map",
+        help="Question banks (CSV, TSV, XLSX, Parquet): which column holds which field, e.g. "
+        "instruction=题目,output=答案,discipline=科目 (options=A|B|C|D for one column per option). "
+        "Fields: instruction, input, output, discipline, task_type, language, license, options, "
+        "answer, explanation. Overrides --mapping.",
+    ),
+]
+MappingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--mapping",
+        help="Question banks: a YAML or JSON mapping file of field to column header "
+        "(see examples/question_bank_mapping.yaml).",
+    ),
+]
+SheetOpt = Annotated[
+    str | None,
+    typer.Option("--sheet", help="XLSX workbooks: read only this sheet (default: every sheet)."),
+]
+
+
+def conversion_options(
+    *, map_text: str | None, mapping_file: Path | None, sheet: str | None
+) -> ConversionOptions | None:
+    """The question-bank options of ``--map``, ``--mapping`` and ``--sheet`` (``None`` when
+    none is given); raises ``InvalidMapping`` for a malformed mapping."""
+    from ingest.banks import ColumnMapping, ConversionOptions
+
+    if map_text is None and mapping_file is None and sheet is None:
+        return None
+    mapping = ColumnMapping.load(mapping_file) if mapping_file is not None else None
+    if map_text is not None:
+        given = ColumnMapping.from_option(map_text)
+        mapping = given if mapping is None else mapping.merged(given)
+    return ConversionOptions(mapping=mapping, sheet=sheet)
+
+
+def print_issues(issues: Iterable[IntakeIssue]) -> None:
+    """Every intake issue on stderr, errors in red and warnings in yellow; the message says
+    where (file, line, field; sheet, row, column)."""
+    for issue in issues:
+        style = "red" if issue.is_error else "yellow"
+        err.print(f"[{style}]{issue.severity.value}[/{style}] {issue.message}", highlight=False)
+
 
 @app.command()
 def submit(
-    file: Annotated[Path, typer.Argument(help="A JSON array or JSONL file of records.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A JSON array or JSONL file of records, or a CSV, TSV, XLSX or Parquet "
+            "question bank (one question a row)."
+        ),
+    ],
     institution: Annotated[str, typer.Option(help="Submitting institution id.")],
     discipline: Annotated[
         str | None, typer.Option(help="Discipline for records that name none.")
@@ -123,20 +181,28 @@ def submit(
         bool, typer.Option(help="Carry the batch through governance, anchoring and reward.")
     ] = False,
     strict: Annotated[bool, typer.Option(help="Record nothing when any line is rejected.")] = False,
+    map_text: MapOpt = None,
+    mapping_file: MappingOpt = None,
+    sheet: SheetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate, desensitize and record a batch; report every rejected line precisely."""
+    """Validate, desensitize and record a batch; report every rejected line precisely (for a
+    question bank: its sheet, row and column)."""
     with exit_on_error(as_json), open_parts() as parts:
+        conversion = conversion_options(map_text=map_text, mapping_file=mapping_file, sheet=sheet)
         outcome = parts.submission.submit(
-            file, institution_id=institution, discipline=discipline, strict=strict, wait=wait
+            file,
+            institution_id=institution,
+            discipline=discipline,
+            strict=strict,
+            wait=wait,
+            conversion=conversion,
         )
     intake = outcome.intake
     data = outcome.to_dict()
 
     def human() -> None:
-        for issue in intake.issues:
-            style = "red" if issue.is_error else "yellow"
-            err.print(f"[{style}]{issue.severity.value}[/{style}] {issue.message}", highlight=False)
+        print_issues(intake.issues)
         out.print(intake.summary(), highlight=False)
         if outcome.batch is None:
             out.print("[red]nothing recorded[/red]")

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import unicodedata
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -53,6 +54,7 @@ from api.services.keys import NotAuthorized, Principal, Role
 from api.services.submission import SubmissionOutcome
 from api.submissions import SubmissionStatus, TrackedSubmission
 from api.visibility import check_institution, record_for
+from ingest.banks import ColumnMapping, ConversionOptions
 from ingest.formats import source_label
 from ingest.validation import DEFAULT_LIMITS
 
@@ -62,6 +64,11 @@ router = APIRouter(prefix="/batches", tags=["batches"])
 _BODY_SLACK_BYTES = 1024 * 1024
 _RAW_DEFAULT_NAME = "batch"
 _MAX_NAME_BYTES = 200
+#: A column mapping is a few field names and headers: anything larger or deeper is not one, and
+#: the JSON decoder must never meet deep nesting (web3 raises the recursion limit).
+_MAX_MAPPING_CHARS = 16 * 1024
+_MAX_MAPPING_BRACKETS = 64
+_CONVERSION_FIELDS = ("mapping", "sheet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,8 @@ class Submission:
     data: bytes
     source_name: str
     options: SubmissionOptions
+    conversion: ConversionOptions | None = None
+    """Question banks (CSV, TSV, XLSX, Parquet): the ``mapping`` and ``sheet`` form fields."""
 
 
 def records_document(records: list[Any]) -> bytes:
@@ -182,9 +191,47 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
         if not isinstance(upload, UploadFile):
             raise UploadRejected("the multipart form has no file part named 'file'")
         fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+        conversion = conversion_options(
+            mapping=fields.pop("mapping", None), sheet=fields.pop("sheet", None)
+        )
         options = _validated(SubmissionOptions, query | fields, where="form")
         data = await upload.read(DEFAULT_LIMITS.max_batch_bytes + 1)
-        return Submission(data=data, source_name=upload_name(upload.filename), options=options)
+        return Submission(
+            data=data,
+            source_name=upload_name(upload.filename),
+            options=options,
+            conversion=conversion,
+        )
+
+
+def conversion_options(*, mapping: str | None, sheet: str | None) -> ConversionOptions | None:
+    """The question-bank options of the ``mapping`` (a JSON object of field to column header) and
+    ``sheet`` form fields, ``None`` when neither is sent. Raises :class:`UploadRejected` for a
+    ``mapping`` that is not a JSON object, and ``InvalidMapping`` (422) for one naming an unknown
+    field; neither message repeats what was sent."""
+    if mapping is None and sheet is None:
+        return None
+    column_mapping = None
+    if mapping is not None:
+        if (
+            len(mapping) > _MAX_MAPPING_CHARS
+            or mapping.count("[") + mapping.count("{") > _MAX_MAPPING_BRACKETS
+        ):
+            raise UploadRejected(
+                f"form field 'mapping': a column mapping is at most {_MAX_MAPPING_CHARS} "
+                "characters of JSON, one object of field to column header"
+            )
+        try:
+            document = json.loads(mapping)
+        except ValueError:
+            raise UploadRejected(
+                "form field 'mapping': not JSON; expected an object of field to column header, "
+                'e.g. {"instruction": "题目", "output": "答案"}'
+            ) from None
+        column_mapping = ColumnMapping.from_document(document, where="form field 'mapping'")
+    if sheet is not None and not sheet.strip():
+        raise UploadRejected("form field 'sheet': empty; leave it out to read every sheet")
+    return ConversionOptions(mapping=column_mapping, sheet=sheet)
 
 
 SubmissionDep = Annotated[Submission, Depends(read_submission)]
@@ -214,14 +261,18 @@ async def submit(
                 institution_id=options.institution_id,
                 discipline=options.discipline,
                 limits=service.limits,
+                conversion=submission.conversion,
             )
         else:
             intake = await run_in_threadpool(
-                service.read_bytes,
-                submission.data,
-                source_name=submission.source_name,
-                institution_id=options.institution_id,
-                discipline=options.discipline,
+                partial(
+                    service.read_bytes,
+                    submission.data,
+                    source_name=submission.source_name,
+                    institution_id=options.institution_id,
+                    discipline=options.discipline,
+                    conversion=submission.conversion,
+                )
             )
     if item is not None:
         item.status = SubmissionStatus.RECORDING
@@ -284,6 +335,16 @@ _UPLOAD_BODY_DOC: dict[str, Any] = {
                         "discipline": {"type": "string"},
                         "strict": {"type": "boolean"},
                         "wait": {"type": "boolean"},
+                        "mapping": {
+                            "type": "string",
+                            "description": "Question banks (CSV, TSV, XLSX, Parquet): a JSON "
+                            "object of field to column header, e.g. "
+                            '{"instruction": "题目", "answer": "答案", "options": ["A", "B"]}.',
+                        },
+                        "sheet": {
+                            "type": "string",
+                            "description": "XLSX workbooks: read only this sheet.",
+                        },
                     },
                 }
             },

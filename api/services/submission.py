@@ -16,6 +16,7 @@ from ledger.application import BatchView, CorpusLedger, SubmittedBatch
 from ledger.batching import RecordInput
 
 if TYPE_CHECKING:
+    from ingest.banks import ConversionOptions
     from ingest.intake import IntakeLimits, IntakeResult
     from ingest.records import Desensitizer
 
@@ -81,9 +82,16 @@ class SubmissionService:
         self._policy_version = policy_version
 
     def read_bytes(
-        self, data: bytes, *, source_name: str, institution_id: str, discipline: str | None = None
+        self,
+        data: bytes,
+        *,
+        source_name: str,
+        institution_id: str,
+        discipline: str | None = None,
+        conversion: ConversionOptions | None = None,
     ) -> IntakeResult:
-        """Validate and desensitize a batch (nothing is recorded)."""
+        """Validate and desensitize a batch (nothing is recorded); ``conversion``: a question
+        bank's column mapping and sheet."""
         from ingest.intake import read_batch_bytes
 
         return read_batch_bytes(
@@ -93,6 +101,7 @@ class SubmissionService:
             default_discipline=discipline,
             limits=self.limits,
             desensitizer=self._desensitizer(),
+            conversion=conversion,
         )
 
     def submit(
@@ -103,6 +112,7 @@ class SubmissionService:
         discipline: str | None = None,
         strict: bool = False,
         wait: bool = False,
+        conversion: ConversionOptions | None = None,
     ) -> SubmissionOutcome:
         """Read the batch file at ``path`` and :meth:`submit_bytes` it."""
         from ingest.intake import read_batch_file
@@ -115,6 +125,7 @@ class SubmissionService:
             discipline=discipline,
             strict=strict,
             wait=wait,
+            conversion=conversion,
         )
 
     def submit_bytes(
@@ -127,6 +138,7 @@ class SubmissionService:
         strict: bool = False,
         wait: bool = False,
         submitted_by: str | None = None,
+        conversion: ConversionOptions | None = None,
     ) -> SubmissionOutcome:
         """Validate and desensitize a batch; record its valid records as one batch
         (``submitted_by``: the API key it came with; ``None`` from the server's own home).
@@ -136,7 +148,11 @@ class SubmissionService:
         """
         self.ledger.institution(institution_id)  # fail fast on an unknown institution
         intake = self.read_bytes(
-            data, source_name=source_name, institution_id=institution_id, discipline=discipline
+            data,
+            source_name=source_name,
+            institution_id=institution_id,
+            discipline=discipline,
+            conversion=conversion,
         )
         return self.record(
             intake,
