@@ -61,6 +61,17 @@ from ledger.projections.batches import (
     list_erasures_since,
     list_records,
 )
+from ledger.projections.feed import (
+    EntryKind,
+    FeedCursor,
+    FeedFilter,
+    FeedItem,
+    FeedPage,
+    FeedProjection,
+    entry_cursors,
+    feed_position,
+    list_feed,
+)
 from ledger.projections.institutions import (
     InstitutionsProjection,
     count_institutions,
@@ -82,6 +93,8 @@ from ledger.projections.training import (
     count_training_runs_by_status,
     get_training_request,
     get_training_run,
+    get_training_run_for_request,
+    list_training_requests,
     list_training_runs,
 )
 from ledger.recordstore import MemoryRecordStore, RecordBody, RecordStore, SqliteRecordStore
@@ -162,6 +175,7 @@ def default_projections() -> list[Projection]:
         TrainingRunsProjection(),
         TrainingRequestsProjection(),
         ApiKeysProjection(),
+        FeedProjection(),
     ]
 
 
@@ -476,6 +490,47 @@ class CorpusLedger:
         views = self._with_bodies([record for record, _ in feed])
         return [(view, batch) for view, (_, batch) in zip(views, feed, strict=True)]
 
+    def feed_page(self, *, after: FeedCursor, limit: int, where: FeedFilter) -> FeedPage:
+        """A page of the accepted-corpus feed after ``after`` (see :mod:`ledger.projections.feed`):
+        live records with their canonical fields, and tombstones of erased ones. A record erased
+        while the page is read is left out (its tombstone follows on a later page)."""
+        with self._read() as conn:
+            rows = list_feed(conn, after=after, limit=limit + 1, where=where)
+            projected = feed_position(conn)
+            entries, following = rows[:limit], (rows[limit] if len(rows) > limit else None)
+            views = [
+                view
+                for e in entries
+                if e.kind is EntryKind.RECORD and (view := get_record(conn, e.record_id))
+            ]
+        texts = self._feed_texts(views)
+        cursors = entry_cursors(entries, following=following)
+        items = [
+            FeedItem(entry=e, cursor=c, record=texts.get(e.record_id))
+            for e, c in zip(entries, cursors, strict=True)
+            if e.kind is EntryKind.ERASED or e.record_id in texts
+        ]
+        if following is not None:
+            next_cursor = cursors[-1]
+        else:  # at the head: whatever the feed adds later comes after its projected position
+            next_cursor = FeedCursor(projected) if projected >= after.position else after
+        return FeedPage(
+            items=items, next_cursor=next_cursor, at_head=following is None, feed_position=projected
+        )
+
+    def _feed_texts(self, views: Sequence[RecordView]) -> dict[str, dict[str, Any]]:
+        """Canonical fields of ``views`` by record id; a record whose body went because it was
+        erased after the page was read is left out."""
+        found = self.bodies.get_many([v.record_id for v in views])
+        bodies = {record_id: body.record for record_id, body in found.items()}
+        missing = [v for v in views if v.record_id not in bodies]
+        if missing:
+            erased = {v.record_id for v in missing if self.erasure(v.record_id) is not None}
+            for view in self._with_bodies([v for v in missing if v.record_id not in erased]):
+                if view.record is not None:  # _with_bodies raises for a live one without a body
+                    bodies[view.record_id] = view.record
+        return bodies
+
     def training_run(self, run_id: str) -> TrainingRunView:
         """A training run as projected (status, hashes, adapter folder, anchor)."""
         with self._read() as conn:
@@ -495,6 +550,16 @@ class CorpusLedger:
         if view is None:
             raise NotFound(f"training request {request_id!r} is not in the ledger")
         return view
+
+    def training_requests(self) -> list[TrainingRequestView]:
+        """Every training request, oldest first."""
+        with self._read() as conn:
+            return list_training_requests(conn)
+
+    def training_run_for_request(self, request_id: str) -> TrainingRunView | None:
+        """The run created for training request ``request_id``; ``None`` before it exists."""
+        with self._read() as conn:
+            return get_training_run_for_request(conn, request_id)
 
     def corpus_index_since(
         self, version: int, *, limit: int = 1000
