@@ -32,16 +32,23 @@ from api.routes import (
     balances,
     batches,
     dispatch,
+    exports,
+    feed,
     health,
     institutions,
     keys,
+    models,
     records,
+    search,
     status,
     submissions,
+    training,
     verify,
 )
+from api.workers import TrainerThread
 from ingest.validation import DEFAULT_LIMITS
-from ledger.settings import LedgerSettings
+from ledger.projections.outbox import JobKind
+from ledger.settings import ChainBackend, LedgerSettings
 
 API_VERSION = "v1"
 
@@ -86,6 +93,13 @@ class ApiSettings(BaseSettings):
         description="Batch submissions (POST /v1/batches) per key, moving window.",
     )
 
+    trainer: bool | None = Field(
+        default=None,
+        description="Run queued training runs in a thread of the API process, one at a time "
+        "(no `byr worker trainer` needed). Default: on for an embedded home (SQLite log, "
+        "eth-tester chains), off otherwise. Turn it off where trainer workers run.",
+    )
+
     @field_validator("rate_limit_reads", "rate_limit_submissions")
     @classmethod
     def _one_rate_limit(cls, value: str) -> str:
@@ -99,6 +113,33 @@ def _open(parts: Parts) -> None:
     parts.require_initialized()
     parts.ledger.sync()
     _ = parts.deployments
+
+
+def _trainer_thread(state: ApiState, api: ApiSettings) -> TrainerThread | None:
+    """The in-process trainer (:class:`api.workers.TrainerThread`) when enabled; it starts on
+    the first queued run (or now, when runs are already waiting), and asks the app to anchor
+    each run it finishes."""
+    settings = state.parts.settings
+    enabled = api.trainer
+    if enabled is None:
+        enabled = settings.chain_backend is ChainBackend.TESTER and (
+            settings.event_log_url.startswith("sqlite:")
+        )
+    if not enabled:
+        return None
+    loop = asyncio.get_running_loop()
+
+    async def anchor() -> None:
+        async with state.lock:
+            await run_in_threadpool(state.parts.pipeline.run_once, JobKind.ANCHOR_RUN)
+
+    trainer = TrainerThread(
+        settings,
+        on_run_finished=lambda: asyncio.run_coroutine_threadsafe(anchor(), loop).result(600),
+    )
+    if state.parts.ledger.pending_jobs(JobKind.TRAIN):
+        trainer.wake()
+    return trainer
 
 
 def edge_refusals(path: str, operation: dict[str, Any]) -> tuple[int, ...]:
@@ -152,6 +193,9 @@ def create_app(
         opened = parts if parts is not None else Parts(ledger_settings)
         try:
             await run_in_threadpool(_open, opened)
+            # The edge reads its route policies from the OpenAPI document: build it now (a few
+            # seconds of CPU), not inside the first request.
+            await run_in_threadpool(app.openapi)
             if api.insecure_local:
                 log.warning(
                     "INSECURE: serving without API keys (--insecure-local): anyone who reaches "
@@ -163,8 +207,12 @@ def create_app(
                 keys=opened.keys,
                 insecure_local=api.insecure_local,
             )
+            app.state.byr_trainer = _trainer_thread(app.state.byr, api)
             yield
         finally:
+            if getattr(app.state, "byr_trainer", None) is not None:
+                await run_in_threadpool(app.state.byr_trainer.stop)
+            app.state.byr_trainer = None
             app.state.byr = None
             if owned:
                 await run_in_threadpool(opened.close)
@@ -192,6 +240,11 @@ def create_app(
         balances,
         dispatch,
         keys,
+        training,
+        models,
+        search,
+        feed,
+        exports,
     ):
         v1.include_router(module.router)
     app.include_router(v1)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from api.pipeline import Pipeline, Stage
 from api.services.erasure import ErasureService
+from api.services.generation import GenerationService
 from api.services.keys import KeyService
 from api.services.provisioning import (
     AlreadyInitialized,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from api.intake_pool import IntakePool
+    from api.services.search import SearchService
     from ingest.governance.pii import PiiRedactor
     from ingest.governance.service import GovernanceService
 
@@ -307,6 +309,26 @@ class Parts:
             anchor_runs=lambda: self.pipeline.run_once(JobKind.ANCHOR_RUN),
             academic=lambda: self.trainer_academic,
         )
+
+    @cached_property
+    def search(self) -> SearchService:
+        """Search over the accepted corpus; its index lives in ``BYR_HOME/search``."""
+        from api.services.search import SearchService
+
+        self.require_initialized()
+        service = SearchService(
+            ledger=self.ledger,
+            directory=self.settings.home / "search",
+            governance_dir=self.settings.governance_dir,
+        )
+        self._closers.append(service.close)
+        return service
+
+    @cached_property
+    def generation(self) -> GenerationService:
+        """Generation with trained adapters (models load on first use)."""
+        self.require_initialized()
+        return GenerationService(ledger=self.ledger, model_cache_dir=self.settings.model_cache_dir)
 
     def describe(self) -> dict[str, Any]:
         """Where the ledger lives: home, event log, contracts and institutions."""

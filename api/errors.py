@@ -286,6 +286,19 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _ERROR_REF = f"#/components/schemas/{ErrorPublic.__name__}"
+
+
+def stream_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a route that streams events: errors are JSON, not events."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
+        }
+        for status in statuses
+    }
+
+
 #: FastAPI documents its request-validation answer with these; :func:`_validation_handler`
 #: answers with :class:`ErrorPublic` instead.
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,7 @@ from api.composition import Parts
 from api.pipeline import PipelineStep
 from ledger.jobs import JobSource
 from ledger.projections.outbox import JobKind
+from ledger.settings import LedgerSettings
 
 log = logging.getLogger("byr.worker")
 
@@ -179,3 +181,71 @@ def _loop(
         if not items and not step.blocks_when_idle:
             parts.log.wait_for(head + 1, timeout=idle_wait_s)
     return total, steps
+
+
+class TrainerThread:
+    """The trainer of ``byr serve`` (``BYR_API_TRAINER``): a thread in the API process that
+    performs queued training runs, one at a time.
+
+    It opens parts of its own on the same home (its own log and state connections, like a
+    ``byr worker trainer`` process) and runs only ``train`` jobs: anchoring a finished run needs
+    the chains, which the app owns, so it calls ``on_run_finished`` and the app anchors. Stopping
+    the thread (server shutdown) stops a run in progress at its next step boundary with a
+    checkpoint (status ``stopped``; ``POST /v1/training/runs/{id}/resume`` continues it).
+    """
+
+    def __init__(
+        self,
+        settings: LedgerSettings,
+        *,
+        on_run_finished: Callable[[], None],
+        idle_wait_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.on_run_finished = on_run_finished
+        self.idle_wait_s = idle_wait_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Start the thread if needed and have it look for work now."""
+        with self._lock:
+            if not self.running and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="byr-trainer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        with Parts(self.settings) as parts:
+            training = parts.training
+            training.anchors_runs = False
+            training.interrupt = self._stop
+            log.info("in-process trainer started (home %s)", self.settings.home)
+            while not self._stop.is_set():
+                self._wake.clear()
+                try:
+                    step = parts.pipeline.step((JobKind.TRAIN,))
+                except Exception:
+                    log.exception("in-process trainer: step failed; retrying")
+                    self._wake.wait(self.idle_wait_s)
+                    continue
+                if step.items:
+                    try:
+                        self.on_run_finished()
+                    except Exception:
+                        log.exception("in-process trainer: anchoring the finished run failed")
+                    continue
+                self._wake.wait(self.idle_wait_s)
+        log.info("in-process trainer stopped")

@@ -52,6 +52,11 @@ class TrainerState:
     learning_rates: list[float] = field(default_factory=list)
     tokens_seen: int = 0
     train_seconds: float = 0.0
+    eval_losses: list[list[float]] = field(default_factory=list)
+    """``[step, validation loss]`` of every evaluation during training."""
+    best_eval_loss: float | None = None
+    evals_without_improvement: int = 0
+    """Evaluations in a row whose loss did not beat ``best_eval_loss`` (early stopping)."""
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:

@@ -108,15 +108,30 @@ def is_validation(record_id: str, fraction: float) -> bool:
     return value / 2**64 < fraction
 
 
+def _split_value(record_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(record_id.encode("utf-8")).digest()[:8], "big")
+
+
 def split_records(
-    records: Sequence[Mapping[str, Any]], *, val_fraction: float
+    records: Sequence[Mapping[str, Any]], *, val_fraction: float, val_size: int | None = None
 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """``(train, validation)``, each sorted by record id. Raises :class:`DatasetError` when no
-    record is left for training."""
+    record is left for training.
+
+    With ``val_size`` the validation split is the ``val_size`` records whose sha256(record id)
+    (first 8 bytes, big-endian) is lowest, ties broken by record id, instead of the
+    ``val_fraction`` rule.
+    """
     check_records(records)
     ordered = sorted(records, key=lambda r: r["record_id"])
-    val = [r for r in ordered if is_validation(r["record_id"], val_fraction)]
-    train = [r for r in ordered if not is_validation(r["record_id"], val_fraction)]
+    if val_size is not None:
+        by_hash = sorted(ordered, key=lambda r: (_split_value(r["record_id"]), r["record_id"]))
+        held = {r["record_id"] for r in by_hash[:val_size]}
+        val = [r for r in ordered if r["record_id"] in held]
+        train = [r for r in ordered if r["record_id"] not in held]
+    else:
+        val = [r for r in ordered if is_validation(r["record_id"], val_fraction)]
+        train = [r for r in ordered if not is_validation(r["record_id"], val_fraction)]
     if not train:
         raise DatasetError(f"no training records left after a {val_fraction} validation split")
     return train, val

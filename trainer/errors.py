@@ -39,5 +39,15 @@ class TrainingFailed(TrainerError):
     """Training stopped on an error; the original exception is chained as ``__cause__``."""
 
 
+class TrainingStopped(TrainerError):
+    """A run stopped on request at a step boundary; its state is in ``checkpoint``."""
+
+    def __init__(self, message: str, *, run_id: str, step: int, checkpoint: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+        self.checkpoint = checkpoint
+
+
 class ManifestError(TrainerError):
     """An adapter folder lacks a readable, well-formed ``byr_manifest.json``."""

@@ -43,17 +43,24 @@ def snapshot_from_feed(
     disciplines: Sequence[str] | None = None,
     languages: Sequence[str] | None = None,
     institutions: Sequence[str] | None = None,
+    task_types: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> DatasetSnapshot:
-    """A snapshot of the feed as it stands at the log's head now (optionally filtered).
+    """A snapshot of the feed as it stands at the log's head now (optionally filtered), in feed
+    order (batch submission, then batch index): the same state gives the same snapshot.
 
     Catches the ledger's projections up first: the manifest's ``feed_position`` names the head, so
     the records must be read at that head, not at wherever this process last synced.
     """
     ledger.sync()
     feed = ledger.accepted_feed(
-        disciplines=disciplines, languages=languages, institutions=institutions, limit=limit
+        disciplines=disciplines,
+        languages=languages,
+        institutions=institutions,
+        limit=None if task_types else limit,
     )
+    if task_types:
+        feed = [(r, b) for r, b in feed if r.task_type in task_types][:limit]
     if not feed:
         raise DatasetError(
             "the accepted-corpus feed is empty for this selection: submit batches and let them be "
@@ -99,6 +106,7 @@ def snapshot_from_feed(
             "disciplines": list(disciplines or []),
             "languages": list(languages or []),
             "institutions": list(institutions or []),
+            "task_types": list(task_types or []),
             "limit": limit,
         },
         "feed_position": ledger.log.head_position(),

@@ -18,7 +18,7 @@ TrainingRunCompleted or TrainingRunFailed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,17 @@ from ledger.files import private_dir, private_file
 from ledger.ids import new_run_id
 from trainer.architecture import base_model_hash
 from trainer.data import DatasetSnapshotLike, as_snapshot, split_records
-from trainer.errors import ConfigError, ResumeMismatch, TrainerError, TrainingFailed
+from trainer.errors import (
+    ConfigError,
+    ResumeMismatch,
+    TrainerError,
+    TrainingFailed,
+    TrainingStopped,
+)
 from trainer.loop import ADAPTER_DIR, EventSink, TrainingResult, train_run
 from trainer.manifest import MANIFEST_NAME, AdapterManifest, read_manifest
 from trainer.methods import Method, MethodConfig
+from trainer.metrics import MetricsLog, metrics_path
 from trainer.models import BaseModelRef, resolve_base
 from trainer.recipes import Recipe, load_recipe
 
@@ -53,6 +60,7 @@ def run_training(
     cache_dir: Path | None = None,
     merge: bool = False,
     return_model: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train ``base`` on ``dataset`` with ``recipe`` and write the adapter to
     ``output_dir/adapter``.
@@ -67,6 +75,10 @@ def run_training(
     adapter hash). ``return_model=True`` keeps the trained model and returns it in eval mode
     (merged when ``merge``). Failures raise :class:`TrainingFailed` after emitting
     ``TrainingRunFailed``.
+
+    Live metrics go to ``output_dir/metrics.jsonl`` (:mod:`trainer.metrics`). ``should_stop`` is
+    asked at every step boundary: when it answers ``True`` the run saves a checkpoint there, emits
+    ``TrainingRunStopped`` and raises :class:`TrainingStopped`; ``resume=True`` continues it.
     """
     emit: EventSink = on_event or (lambda _event: None)
     output_dir = Path(output_dir)
@@ -79,7 +91,9 @@ def run_training(
         raise ConfigError(f"merge=True is supported by lora and adalora, not {resolved.method}")
     snapshot = as_snapshot(dataset)
     train_records, val_records = split_records(
-        snapshot.records, val_fraction=resolved.training.val_fraction
+        snapshot.records,
+        val_fraction=resolved.training.val_fraction,
+        val_size=resolved.training.val_size,
     )
     base_ref = base if isinstance(base, BaseModelRef) else resolve_base(base, cache_dir=cache_dir)
 
@@ -105,9 +119,11 @@ def run_training(
                     "recipe_hash": resolved.hash,
                     "base_model_hash": base_hash,
                     "dataset_root": snapshot.dataset_root,
+                    "run_dir": str(output_dir.resolve()),
                 },
             )
         )
+    metrics = MetricsLog(metrics_path(output_dir))
     try:
         return train_run(
             run_id=run_id,
@@ -123,9 +139,14 @@ def run_training(
             device=device,
             merge=merge,
             return_model=return_model,
+            metrics=metrics,
+            should_stop=should_stop,
         )
+    except TrainingStopped:
+        raise
     except Exception as exc:
         emit(TrainingRunFailed(run_id=run_id, error=f"{type(exc).__name__}: {exc}"))
+        metrics.write("end", status="failed", error=type(exc).__name__)
         if isinstance(exc, TrainerError):
             raise
         raise TrainingFailed(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from ledger.events import TrainingRunCompleted, TrainingRunStarted
+from ledger.events import TrainingRunCompleted, TrainingRunStarted, TrainingRunStopped
 from trainer.checkpoint import TrainerState, list_checkpoints
 from trainer.data import BatchStream, DatasetSnapshotLike, Example, tokenize_records
+from trainer.errors import TrainingStopped
 from trainer.manifest import AdapterManifest
 from trainer.methods import method_spec
 from trainer.methods.runtime import MethodRuntime
+from trainer.metrics import MetricsLog, SystemSampler
 from trainer.models import BaseModelRef
 from trainer.output import validation_loss_of, write_adapter
 from trainer.recipes import Recipe
-from trainer.steps import EventSink, build_optimization, restore_state, run_steps
+from trainer.steps import (
+    EventSink,
+    Optimization,
+    StepHooks,
+    build_optimization,
+    restore_state,
+    run_steps,
+)
 
 ADAPTER_DIR = "adapter"
 
@@ -83,12 +92,17 @@ def train_run(
     device: str | None,
     merge: bool,
     return_model: bool,
+    metrics: MetricsLog | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainingResult:
     """Train ``recipe`` on the given split for run ``run_id`` and write ``output_dir/adapter``.
 
     Continues from the latest checkpoint in ``output_dir`` when there is one (its run id and recipe
     hash must match: :class:`ResumeMismatch`). Emits TrainingRunStarted, TrainingProgressed,
-    CheckpointSaved and TrainingRunCompleted through ``emit``; errors propagate to the caller.
+    CheckpointSaved and TrainingRunCompleted through ``emit``, and writes the live metrics lines to
+    ``metrics``; errors propagate to the caller. When ``should_stop()`` answers ``True`` at a step
+    boundary the run checkpoints there, emits TrainingRunStopped and raises
+    :class:`TrainingStopped`.
     """
     training = recipe.training
     total_steps = total_steps_for(recipe, train_examples=len(train_records))
@@ -119,7 +133,25 @@ def train_run(
             resumed_from_step=resumed_from,
         )
     )
-    run_steps(
+    hooks = StepHooks(
+        metrics=metrics,
+        evaluate=lambda: _evaluate(runtime, optimization, val_examples, recipe),
+        should_stop=should_stop or (lambda: False),
+        sampler=SystemSampler(runtime.device) if metrics is not None else None,
+    )
+    hooks.write(
+        "start",
+        run_id=run_id,
+        step=state.step,
+        resumed_from_step=resumed_from,
+        total_steps=total_steps,
+        method=recipe.method.value,
+        device=runtime.device,
+        precision=str(optimization.autocast or "fp32").removeprefix("torch."),
+        train_records=len(train_examples),
+        validation_records=len(val_examples),
+    )
+    outcome = run_steps(
         run_id=run_id,
         recipe=recipe,
         runtime=runtime,
@@ -130,25 +162,53 @@ def train_run(
         output_dir=output_dir,
         emit=emit,
         progress=progress,
+        hooks=hooks,
     )
-    return _finish(
-        run_id=run_id,
-        recipe=recipe,
-        runtime=runtime,
-        base=base,
-        base_hash=base_hash,
-        snapshot=snapshot,
-        train_records=train_records,
-        train_examples=train_examples,
-        val_examples=val_examples,
-        state=state,
-        total_steps=total_steps,
-        resumed_from=resumed_from,
-        output_dir=output_dir,
-        emit=emit,
-        merge=merge,
-        return_model=return_model,
+    if outcome.reason == "stopped" and outcome.checkpoint is not None:
+        emit(TrainingRunStopped(run_id=run_id, step=state.step, checkpoint=str(outcome.checkpoint)))
+        hooks.write("end", status="stopped", step=state.step, checkpoint=outcome.checkpoint.name)
+        raise TrainingStopped(
+            f"run {run_id} stopped after step {state.step}",
+            run_id=run_id,
+            step=state.step,
+            checkpoint=str(outcome.checkpoint),
+        )
+    with optimization.forward_context():
+        result = _finish(
+            run_id=run_id,
+            recipe=recipe,
+            runtime=runtime,
+            base=base,
+            base_hash=base_hash,
+            snapshot=snapshot,
+            train_records=train_records,
+            train_examples=train_examples,
+            val_examples=val_examples,
+            state=state,
+            total_steps=total_steps,
+            resumed_from=resumed_from,
+            output_dir=output_dir,
+            emit=emit,
+            merge=merge,
+            return_model=return_model,
+        )
+    hooks.write(
+        "end",
+        status="completed",
+        step=state.step,
+        early_stopped=outcome.reason == "early_stopped",
+        final_loss=result.final_loss,
+        validation_loss=result.validation_loss,
+        adapter_dir=ADAPTER_DIR,
     )
+    return result
+
+
+def _evaluate(
+    runtime: MethodRuntime, optimization: Optimization, examples: list[Example], recipe: Recipe
+) -> float | None:
+    with optimization.forward_context():
+        return validation_loss_of(runtime, examples, batch_size=recipe.training.batch_size)
 
 
 def _seed_everything(seed: int) -> None:

@@ -176,6 +176,7 @@ def build_manifest(
             "losses": state.losses,
             "learning_rates": state.learning_rates,
             "validation_loss": validation_loss,
+            "eval_losses": state.eval_losses,
             "tokens_seen": state.tokens_seen,
             "train_seconds": round(state.train_seconds, 3),
             "peak_memory_mb": round(peak_memory_mb(runtime.device), 1),

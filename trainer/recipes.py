@@ -34,6 +34,17 @@ RECIPES_DIR = Path(__file__).with_name("recipes")
 
 SchedulerName = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 PromptFormat = Literal["auto", "chat", "alpaca"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+#: Training fields added after recipes were first hashed, with their defaults: left out of the
+#: resolved (hashed) recipe while at the default, so a recipe that does not use them keeps the
+#: hash it always had (and runs recorded with it stay resumable).
+LATER_TRAINING_FIELDS: dict[str, Any] = {
+    "val_size": None,
+    "eval_steps": 0,
+    "early_stopping_patience": 0,
+    "precision": "auto",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,34 @@ class TrainingConfig:
             "chat or alpaca to force one."
         },
     )
+    val_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Hold out exactly this many records for validation (those whose record id "
+            "hashes lowest) instead of val_fraction; null: use val_fraction."
+        },
+    )
+    eval_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Compute the validation loss every N optimizer steps (and after the last); "
+            "0: only once the run ends."
+        },
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={
+            "help": "Stop once the validation loss failed to improve on its best for this many "
+            "evaluations in a row (needs eval_steps); 0: never stop early."
+        },
+    )
+    precision: Precision = field(
+        default="auto",
+        metadata={
+            "help": "auto: bf16 autocast on a CUDA device that supports it, else fp16 autocast "
+            "on CUDA, fp32 on CPU; or fp32, bf16, fp16 explicitly (autocast needs CUDA)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.learning_rate <= 1.0:
@@ -123,6 +162,18 @@ class TrainingConfig:
             raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if not 0.0 <= self.val_fraction <= 0.5:
             raise ConfigError(f"val_fraction must be in [0, 0.5], got {self.val_fraction}")
+        if self.val_size is not None and (
+            isinstance(self.val_size, bool)
+            or not isinstance(self.val_size, int)
+            or self.val_size < 1
+        ):
+            raise ConfigError(f"val_size must be an integer >= 1 or null, got {self.val_size!r}")
+        for name in ("eval_steps", "early_stopping_patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.early_stopping_patience and not self.eval_steps:
+            raise ConfigError("early_stopping_patience needs eval_steps >= 1")
 
 
 @dataclass(frozen=True)
@@ -146,7 +197,11 @@ class Recipe:
             "task": self.task,
             "method": self.method.value,
             "method_config": self.method_config.to_dict(),
-            "training": to_mapping(self.training),
+            "training": {
+                k: v
+                for k, v in to_mapping(self.training).items()
+                if k not in LATER_TRAINING_FIELDS or v != LATER_TRAINING_FIELDS[k]
+            },
         }
 
     @property

@@ -9,6 +9,7 @@ same losses, as a run that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from trainer.data import BatchStream, collate
 from trainer.errors import ResumeMismatch
 from trainer.memory import peak_memory_mb
 from trainer.methods.runtime import MethodRuntime
+from trainer.metrics import MetricsLog, SystemSampler
 from trainer.recipes import Recipe, TrainingConfig
 
 EventSink = Callable[[DomainEvent], None]
@@ -44,6 +46,17 @@ class Optimization:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     """The learning-rate scheduler from ``transformers.get_scheduler``."""
+    device: str = "cpu"
+    autocast: torch.dtype | None = None
+    """Mixed precision: the dtype forward passes autocast to (CUDA only), or ``None`` (fp32)."""
+    scaler: Any = None
+    """The fp16 gradient scaler (``torch.amp.GradScaler``); ``None`` otherwise."""
+
+    def forward_context(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast to :attr:`autocast` on CUDA, or nothing."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.autocast)
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,19 @@ class StepOutcome:
     learning_rate: float
     """The rate the optimizer applied in this step."""
     seconds: float
+    grad_norm: float = 0.0
+    """Total gradient norm before clipping."""
+
+
+def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``: ``None`` (fp32) on CPU whatever was
+    asked (recipe advice says so), bf16 or fp16 on CUDA; ``auto`` picks bf16 where the GPU
+    supports it, else fp16."""
+    if not device.startswith("cuda") or precision == "fp32":
+        return None
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
 
 
 def build_optimization(
@@ -75,7 +101,16 @@ def build_optimization(
         num_warmup_steps=round(training.warmup_ratio * total_steps),
         num_training_steps=total_steps,
     )
-    return Optimization(params=params, optimizer=optimizer, scheduler=scheduler)
+    dtype = autocast_dtype(training.precision, runtime.device)
+    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
+    return Optimization(
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        device=runtime.device,
+        autocast=dtype,
+        scaler=scaler,
+    )
 
 
 def restore_state(
@@ -136,16 +171,26 @@ def optimizer_step(
     model.train()
     accumulation = training.gradient_accumulation_steps
     step_loss, step_tokens = 0.0, 0
+    scaler = optimization.scaler
     for _ in range(accumulation):
         batch = batch_to(collate(stream.next_batch(), pad_token_id=pad_id), runtime.device)
-        loss = model(**batch, use_cache=False).loss
-        (loss / accumulation).backward()
+        with optimization.forward_context():
+            loss = model(**batch, use_cache=False).loss
+        scaled = loss / accumulation
+        (scaler.scale(scaled) if scaler is not None else scaled).backward()
         step_loss += float(loss.detach()) / accumulation
         step_tokens += int(batch["attention_mask"].sum())
-    if training.max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(optimization.params, training.max_grad_norm)
+    if scaler is not None:
+        scaler.unscale_(optimization.optimizer)
+    # max_norm=inf measures the norm and scales every gradient by exactly 1.
+    limit = training.max_grad_norm if training.max_grad_norm > 0 else float("inf")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(optimization.params, limit))
     learning_rate = float(optimization.scheduler.get_last_lr()[0])
-    optimization.optimizer.step()
+    if scaler is not None:
+        scaler.step(optimization.optimizer)
+        scaler.update()
+    else:
+        optimization.optimizer.step()
     runtime.after_optimizer_step(step)
     optimization.scheduler.step()
     optimization.optimizer.zero_grad(set_to_none=True)
@@ -154,7 +199,34 @@ def optimizer_step(
         tokens=step_tokens,
         learning_rate=learning_rate,
         seconds=time.perf_counter() - started,
+        grad_norm=grad_norm,
     )
+
+
+@dataclass
+class StepHooks:
+    """What a run does around its steps besides optimizing: live metrics, evaluation, and the
+    question whether to stop."""
+
+    metrics: MetricsLog | None = None
+    evaluate: Callable[[], float | None] = lambda: None
+    """The validation loss now (``None`` without a validation split)."""
+    should_stop: Callable[[], bool] = lambda: False
+    """Asked at every step boundary; ``True`` stops the run there with a checkpoint."""
+    sampler: SystemSampler | None = None
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.write(event, **fields)
+
+
+@dataclass(frozen=True)
+class StepsOutcome:
+    """How the step loop ended: ``completed`` (every step), ``early_stopped`` (patience spent),
+    or ``stopped`` (on request; ``checkpoint`` holds the state)."""
+
+    reason: str
+    checkpoint: Path | None = None
 
 
 def run_steps(
@@ -169,12 +241,17 @@ def run_steps(
     output_dir: Path,
     emit: EventSink,
     progress: bool,
-) -> None:
+    hooks: StepHooks | None = None,
+) -> StepsOutcome:
     """Step from ``state.step`` to ``total_steps``, recording each step in ``state``.
 
-    Emits TrainingProgressed every ``log_every`` steps and after the last one, and writes a
-    checkpoint (then emits CheckpointSaved) every ``checkpoint_every`` steps before the last.
+    Emits TrainingProgressed (and writes a ``step`` metrics line) every ``log_every`` steps and
+    after the last one, evaluates every ``eval_steps`` steps (``eval`` lines; early stopping),
+    and writes a checkpoint (then emits CheckpointSaved) every ``checkpoint_every`` steps before
+    the last. When ``hooks.should_stop()`` says so at a step boundary, the state is checkpointed
+    there and the loop returns ``stopped``.
     """
+    hooks = hooks or StepHooks()
     training = recipe.training
     model = runtime.model
     pad_id = pad_token_id(runtime.tokenizer)
@@ -185,8 +262,24 @@ def run_steps(
         desc=f"{recipe.method} {run_id[:8]}",
         unit="step",
     )
+
+    def checkpoint() -> Path:
+        path = save_checkpoint(
+            output_dir,
+            state=state,
+            runtime=runtime,
+            optimizer=optimization.optimizer,
+            scheduler=optimization.scheduler,
+            keep=training.keep_checkpoints,
+        )
+        emit(CheckpointSaved(run_id=run_id, step=state.step, path=str(path)))
+        hooks.write("checkpoint", step=state.step, path=path.name)
+        return path
+
     try:
         while state.step < total_steps:
+            if hooks.should_stop():
+                return StepsOutcome("stopped", checkpoint())
             outcome = optimizer_step(
                 step=state.step,
                 model=model,
@@ -201,18 +294,72 @@ def run_steps(
             bar.set_postfix(loss=f"{outcome.loss:.4f}")
             if state.step % training.log_every == 0 or state.step == total_steps:
                 emit(_progressed(run_id, state.step, outcome, device=runtime.device))
-            if _checkpoint_due(training, step=state.step, total_steps=total_steps):
-                path = save_checkpoint(
-                    output_dir,
-                    state=state,
-                    runtime=runtime,
-                    optimizer=optimization.optimizer,
-                    scheduler=optimization.scheduler,
-                    keep=training.keep_checkpoints,
+                hooks.write(
+                    "step",
+                    **_step_fields(state, outcome, stream=stream, total_steps=total_steps),
+                    **(hooks.sampler.sample() if hooks.sampler is not None else {}),
                 )
-                emit(CheckpointSaved(run_id=run_id, step=state.step, path=str(path)))
+            if _eval_due(training, step=state.step, total_steps=total_steps) and _evaluate(
+                state, training, hooks
+            ):
+                return StepsOutcome("early_stopped")
+            if _checkpoint_due(training, step=state.step, total_steps=total_steps):
+                checkpoint()
     finally:
         bar.close()
+    return StepsOutcome("completed")
+
+
+def _step_fields(
+    state: TrainerState, outcome: StepOutcome, *, stream: BatchStream, total_steps: int
+) -> dict[str, Any]:
+    seconds = outcome.seconds
+    return {
+        "step": state.step,
+        "total_steps": total_steps,
+        "epoch": round(stream.position / stream.batches_per_epoch, 4),
+        "loss": outcome.loss,
+        "learning_rate": outcome.learning_rate,
+        "grad_norm": outcome.grad_norm,
+        "tokens_per_second": round(outcome.tokens / seconds, 1) if seconds > 0 else 0.0,
+        "step_seconds": round(seconds, 4),
+    }
+
+
+def _eval_due(training: TrainingConfig, *, step: int, total_steps: int) -> bool:
+    every = training.eval_steps
+    return bool(every) and (step % every == 0 or step == total_steps)
+
+
+def _evaluate(state: TrainerState, training: TrainingConfig, hooks: StepHooks) -> bool:
+    """Evaluate, record the loss, and say whether early stopping ends the run now."""
+    loss = hooks.evaluate()
+    if loss is None:
+        return False
+    improved = state.best_eval_loss is None or loss < state.best_eval_loss
+    if improved:
+        state.best_eval_loss = loss
+        state.evals_without_improvement = 0
+    else:
+        state.evals_without_improvement += 1
+    state.eval_losses.append([float(state.step), loss])
+    hooks.write(
+        "eval",
+        step=state.step,
+        eval_loss=loss,
+        best_eval_loss=state.best_eval_loss,
+        evals_without_improvement=state.evals_without_improvement,
+    )
+    patience = training.early_stopping_patience
+    if patience and state.evals_without_improvement >= patience:
+        hooks.write(
+            "early_stop",
+            step=state.step,
+            best_eval_loss=state.best_eval_loss,
+            patience=patience,
+        )
+        return True
+    return False
 
 
 def _record(state: TrainerState, outcome: StepOutcome, *, data_position: int) -> None:

@@ -1,4 +1,5 @@
-"""``byr train`` and ``byr lineage``: fine-tune on the accepted corpus, trace adapters back."""
+"""``byr train``, ``byr recipes``, ``byr chat`` and ``byr lineage``: fine-tune on the accepted
+corpus (with recipe advice), talk to the adapter, trace adapters back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from api.cli.common import (
     JsonOpt,
     app,
     emit,
+    err,
     exit_on_error,
     open_parts,
     out,
@@ -82,9 +84,11 @@ def train(
         record_limit=limit,
     )
     with exit_on_error(as_json), open_parts() as parts:
+        if not as_json:
+            _, warnings = parts.training.check_request(request)
+            _print_warnings(warnings)
         if queue:
-            request_id = parts.training.request_training(request)
-            result: dict[str, Any] = {"request_id": request_id, "queued": True}
+            result: dict[str, Any] = {**parts.training.submit(request), "queued": True}
         else:
             result = parts.training.train(
                 request, output_dir=output, resume=resume, progress=not as_json
@@ -94,6 +98,10 @@ def train(
         if result.get("queued"):
             out.print(f"training request {result['request_id']} queued")
             return
+        if result["status"] == "stopped":
+            out.print(f"run       {result['run_id']} stopped after step {result['step']}")
+            out.print(f"resume    byr train --resume --output {result['run_dir']} ...")
+            return
         losses = result["losses"]
         out.print(f"run       {result['run_id']} on {result['records']} records")
         out.print(f"loss      {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} steps")
@@ -102,6 +110,148 @@ def train(
         out.print(f"anchored  {result['anchor_tx_hash'] or 'pending'}")
 
     emit(result, as_json=as_json, human=human)
+
+
+def _print_warnings(warnings: list[dict[str, Any]]) -> None:
+    for warning in warnings:
+        err.print(
+            f"[yellow]advice:[/yellow] {warning['field']}: {warning['message']}",
+            highlight=False,
+        )
+
+
+@app.command()
+def recipes(
+    name: Annotated[
+        str | None, typer.Argument(help="Show this recipe resolved, with its advice.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe field: key=value (repeatable)."),
+    ] = None,
+    records: Annotated[
+        int | None, typer.Option(help="Corpus size, for the advice that depends on it.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the bundled recipes, or show one resolved with the settings outside their advised
+    range and why (advice only: nothing is changed)."""
+    from api.services.training import without_value
+    from ledger.errors import InvalidRequest, NotFound
+    from trainer.advice import advise
+    from trainer.errors import ConfigError, RecipeNotFound
+    from trainer.recipes import list_recipes, load_recipe
+
+    with exit_on_error(as_json):
+        names = [name] if name else list_recipes()
+        shown: list[dict[str, Any]] = []
+        for recipe_name in names:
+            try:
+                recipe = load_recipe(recipe_name, _parse_overrides(set_ or []) if name else None)
+            except RecipeNotFound as exc:
+                raise NotFound(str(exc)) from exc
+            except ConfigError as exc:
+                raise InvalidRequest(without_value(str(exc))) from exc
+            shown.append(
+                {
+                    "name": recipe.name,
+                    "method": recipe.method.value,
+                    "description": recipe.description,
+                    "hash": recipe.hash,
+                    "recipe": recipe.resolved(),
+                    "warnings": [w.to_dict() for w in advise(recipe, records=records)],
+                }
+            )
+
+    def human() -> None:
+        for item in shown:
+            out.print(f"{item['name']:<22} {item['method']:<9} {item['description'][:60]}")
+            for warning in item["warnings"]:
+                out.print(f"  advice: {warning['field']}: {warning['message']}", highlight=False)
+        if name:
+            import yaml
+
+            out.print(yaml.safe_dump(shown[0]["recipe"], sort_keys=False), highlight=False)
+
+    emit(shown if not name else shown[0], as_json=as_json, human=human)
+
+
+@app.command()
+def chat(
+    adapter: Annotated[
+        str, typer.Option(help="An adapter folder, a finished run id, or `base`.")
+    ] = "base",
+    base: Annotated[
+        str | None, typer.Option(help="Base model (default: the adapter's own, or tiny).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="Answer this one prompt and exit (no REPL).")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=512)] = 128,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0: greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option(min=0.01, max=1.0)] = 1.0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Talk to a trained adapter (loaded by plain peft on its base), streamed token by token.
+
+    Without --prompt: a REPL; an empty line or Ctrl-D ends it, /reset forgets the
+    conversation."""
+    import sys
+
+    with exit_on_error(as_json), open_parts() as parts:
+        service = parts.generation
+        history: list[dict[str, str]] = []
+
+        def answer(text: str) -> dict[str, Any]:
+            history.append({"role": "user", "content": text})
+            stream = service.stream(
+                adapter=adapter,
+                messages=history,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                base=base,
+                allow_paths=True,
+            )
+            pieces = []
+            for piece in stream:
+                pieces.append(piece)
+                if not as_json:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            if not as_json:
+                sys.stdout.write("\n")
+            reply = "".join(pieces)
+            history.append({"role": "assistant", "content": reply})
+            return {
+                "adapter": adapter,
+                "text": reply,
+                "pieces": pieces,
+                "prompt_tokens": stream.prompt_tokens,
+                "completion_tokens": stream.completion_tokens,
+                "finish_reason": stream.finish_reason,
+            }
+
+        if prompt is not None:
+            result = answer(prompt)
+            if as_json:
+                emit(result, as_json=True, human=lambda: None)
+            return
+        while True:
+            try:
+                line = input("you> ")
+            except EOFError:
+                break
+            if not line.strip():
+                break
+            if line.strip() == "/reset":
+                history.clear()
+                continue
+            result = answer(line)
+            if as_json:
+                emit(result, as_json=True, human=lambda: None)
 
 
 @app.command()

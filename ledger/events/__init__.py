@@ -34,7 +34,10 @@ from ledger.events.catalogue import (
     TrainingRunCreated,
     TrainingRunFailed,
     TrainingRunRequested,
+    TrainingRunResumeRequested,
     TrainingRunStarted,
+    TrainingRunStopped,
+    TrainingRunStopRequested,
 )
 from ledger.events.envelope import (
     ZERO_HASH,
@@ -77,7 +80,10 @@ __all__ = [
     "TrainingRunCreated",
     "TrainingRunFailed",
     "TrainingRunRequested",
+    "TrainingRunResumeRequested",
     "TrainingRunStarted",
+    "TrainingRunStopRequested",
+    "TrainingRunStopped",
     "UnknownEventType",
     "decode",
     "envelope_hash",

@@ -325,6 +325,32 @@ class TrainingRunFailed(DomainEvent):
 
 
 @event(topic=Topic.TRAINING)
+class TrainingRunStopRequested(DomainEvent):
+    """Someone asked a running run to stop; its trainer stops at the next step boundary."""
+
+    run_id: str
+    requested_by: str = ""
+    """The API key id (or ``local``) that asked."""
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunStopped(DomainEvent):
+    """A run stopped on request after ``step`` steps, its state saved in ``checkpoint``."""
+
+    run_id: str
+    step: int
+    checkpoint: str
+
+
+@event(topic=Topic.TRAINING)
+class TrainingRunResumeRequested(DomainEvent):
+    """Someone asked a stopped run to continue from its last checkpoint."""
+
+    run_id: str
+    requested_by: str = ""
+
+
+@event(topic=Topic.TRAINING)
 class TrainingRunAnchored(DomainEvent):
     run_id: str
     dataset_root: str

@@ -22,7 +22,10 @@ from ledger.events import (
     TrainingRunCreated,
     TrainingRunFailed,
     TrainingRunRequested,
+    TrainingRunResumeRequested,
     TrainingRunStarted,
+    TrainingRunStopped,
+    TrainingRunStopRequested,
 )
 from ledger.projections.base import Projection, on
 from ledger.views import TrainingRequestView, TrainingRunView
@@ -31,9 +34,20 @@ from ledger.views import TrainingRequestView, TrainingRunView
 class TrainingRunStatus(StrEnum):
     CREATED = "created"
     RUNNING = "running"
+    STOPPING = "stopping"
+    """A stop was asked; the trainer stops at its next step boundary."""
+    STOPPED = "stopped"
+    """Stopped with a checkpoint; a resume continues from it."""
+    RESUMING = "resuming"
+    """A resume was asked; a trainer picks the run up again."""
     COMPLETED = "completed"
     FAILED = "failed"
     ANCHORED = "anchored"
+
+
+#: Statuses in which a stop may be asked, and in which a resume may.
+STOPPABLE = (TrainingRunStatus.CREATED, TrainingRunStatus.RUNNING, TrainingRunStatus.RESUMING)
+RESUMABLE = (TrainingRunStatus.STOPPING, TrainingRunStatus.STOPPED)
 
 
 class TrainingRunsProjection(Projection):
@@ -124,6 +138,34 @@ class TrainingRunsProjection(Projection):
             (TrainingRunStatus.FAILED, e.error, e.run_id),
         )
 
+    @on(TrainingRunStopRequested)
+    def stop_requested(
+        self, e: TrainingRunStopRequested, env: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        conn.execute(
+            f"UPDATE training_runs SET status = ? WHERE run_id = ?"
+            f" AND status IN ({', '.join('?' * len(STOPPABLE))})",
+            (TrainingRunStatus.STOPPING, e.run_id, *STOPPABLE),
+        )
+
+    @on(TrainingRunStopped)
+    def stopped(self, e: TrainingRunStopped, env: Envelope, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE training_runs SET status = ?, last_step = ?, last_checkpoint = ?"
+            " WHERE run_id = ?",
+            (TrainingRunStatus.STOPPED, e.step, e.checkpoint, e.run_id),
+        )
+
+    @on(TrainingRunResumeRequested)
+    def resume_requested(
+        self, e: TrainingRunResumeRequested, env: Envelope, conn: sqlite3.Connection
+    ) -> None:
+        conn.execute(
+            f"UPDATE training_runs SET status = ? WHERE run_id = ?"
+            f" AND status IN ({', '.join('?' * len(RESUMABLE))})",
+            (TrainingRunStatus.RESUMING, e.run_id, *RESUMABLE),
+        )
+
     @on(TrainingRunAnchored)
     def anchored(self, e: TrainingRunAnchored, env: Envelope, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -206,6 +248,26 @@ def list_training_runs(conn: sqlite3.Connection) -> list[TrainingRunView]:
     return [_run_view(r) for r in rows.fetchall()]
 
 
+def get_training_run_for_request(
+    conn: sqlite3.Connection, request_id: str
+) -> TrainingRunView | None:
+    """The run a trainer created for request ``request_id``; ``None`` before it exists."""
+    row = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM training_runs"
+        " WHERE json_extract(config, '$.request_id') = ? ORDER BY created_at LIMIT 1",
+        (request_id,),
+    ).fetchone()
+    return _run_view(row) if row is not None else None
+
+
+def list_training_requests(conn: sqlite3.Connection) -> list[TrainingRequestView]:
+    """Every training request, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_REQUEST_COLUMNS} FROM training_requests ORDER BY requested_at, request_id"
+    ).fetchall()
+    return [_request_view(r) for r in rows]
+
+
 def count_training_runs_by_status(conn: sqlite3.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT status, COUNT(*) FROM training_runs GROUP BY status").fetchall()
     return {str(k): int(v) for k, v in rows}
@@ -218,6 +280,10 @@ def get_training_request(conn: sqlite3.Connection, request_id: str) -> TrainingR
     ).fetchone()
     if row is None:
         return None
+    return _request_view(row)
+
+
+def _request_view(row: Sequence[Any]) -> TrainingRequestView:
     return TrainingRequestView(
         request_id=row[0],
         recipe=row[1],

@@ -17,6 +17,9 @@ those answers against it. What the fuzzing leaves out, and why:
 
 - ``POST /v1/dispatch``: it governs pending batches, which loads the embedding and NER models
   (minutes).
+- ``GET /v1/feed/stream``: it follows the log until the client goes away, and schemathesis reads
+  a response to its end (``tests/api/test_feed.py`` drives it, ``follow=false`` included).
+- Training: the app runs no trainer thread, so queued runs stay queued.
 - Submissions with ``wait`` (JSON field, form field or query parameter): the same, before
   answering; and with ``Prefer: respond-async``: they record the batch in a background task
   that would race the requests after it.
@@ -27,7 +30,8 @@ those answers against it. What the fuzzing leaves out, and why:
   server refuses them (documented in the field's description), and a pattern for Python's
   "printable" lists so many code points that generating from it takes tens of seconds.
 - ``POST /v1/batches`` may answer 422 to schema-valid data: intake decides which records are
-  valid (lengths, languages, PII, quality), which no JSON Schema says.
+  valid (lengths, languages, PII, quality), which no JSON Schema says. So may ``GET /v1/search``:
+  a ``min_quality`` above ``max_quality`` is refused.
 - The ``Allow`` header of a 405: Starlette answers a wrong method with the methods of the first
   route matching the path only (``OPTIONS /v1/batches`` gets ``Allow: POST``), not every method
   of the path.
@@ -91,7 +95,17 @@ def fuzz_config(key: dict[str, str]) -> schemathesis.Config:
                             "expected-statuses": ["2xx", 401, 403, 404, 409, 422, 429]
                         }
                     },
-                }
+                },
+                {
+                    # min_quality above max_quality is refused (a rule across two parameters).
+                    "include-method": "GET",
+                    "include-path": "/v1/search",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", 401, 403, 404, 409, 422, 429]
+                        }
+                    },
+                },
             ],
         }
     )
@@ -133,6 +147,8 @@ def parts(ledger_settings: LedgerSettings) -> Iterator[Parts]:
     """Parts that outlive the apps: schemathesis starts and stops an app's lifespan for each
     test, which then opens nothing."""
     with Parts(ledger_settings) as opened:
+        # The search index loads the embedding model on first use (seconds): not inside a case.
+        opened.search.warm()
         yield opened
 
 
@@ -140,7 +156,9 @@ def parts(ledger_settings: LedgerSettings) -> Iterator[Parts]:
 def app(parts: Parts) -> FastAPI:
     return create_app(
         parts=parts,
-        api_settings=ApiSettings(rate_limit_reads=UNLIMITED, rate_limit_submissions=UNLIMITED),
+        api_settings=ApiSettings(
+            rate_limit_reads=UNLIMITED, rate_limit_submissions=UNLIMITED, trainer=False
+        ),
     )
 
 
@@ -171,8 +189,10 @@ def _schemathesis_node_id(request: pytest.FixtureRequest) -> None:
 contributor_routes = schemathesis.pytest.from_fixture("contributor_schema").include(
     tag=["batches", "records", "rewards"]
 )
-every_route = schemathesis.pytest.from_fixture("admin_schema").exclude(
-    method="POST", path="/v1/dispatch"
+every_route = (
+    schemathesis.pytest.from_fixture("admin_schema")
+    .exclude(method="POST", path="/v1/dispatch")
+    .exclude(method="GET", path="/v1/feed/stream")
 )
 
 
