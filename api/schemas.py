@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import JsonDict
 
+from ledger.canonical import RecordValue
 from ledger.ids import INSTITUTION_ID_RE
 
 INSTITUTION_ID_PATTERN = INSTITUTION_ID_RE.pattern
@@ -135,8 +136,10 @@ class BatchCreate(BaseModel):
 
     institution_id: str = Field(description="Submitting institution id.", examples=["bupt"])
     records: list[Any] = Field(
-        description="Alpaca-style objects (instruction, input, output, discipline, task_type, "
-        "license). Invalid items are reported as issues with their index and field.",
+        description="Records, each in one of three shapes: Alpaca (instruction, input, output, "
+        "optional system and history of [user, assistant] pairs), ShareGPT (conversations of "
+        "from/value turns) or OpenAI style (messages of role/content turns); with discipline, "
+        "task_type and license. Invalid items are reported as issues with their index and field.",
         # intake refuses an empty batch (BatchNotRecorded, with its issue)
         json_schema_extra={"minItems": 1},
         examples=[
@@ -261,7 +264,10 @@ class RecordPublic(BaseModel):
     batch_id: str
     index: int
     source_line: int | None
-    record: dict[str, str] | None = Field(description="Canonical fields; null once erased.")
+    record: dict[str, RecordValue] | None = Field(
+        description="Canonical fields (strings; `history` is an array of [user, assistant] "
+        "pairs, present with `system` only when not empty); null once erased."
+    )
     salt: str | None = Field(description="0x hex; null once erased.")
     record_hash: str | None = Field(description="Unsalted sha256 of the record; null once erased.")
     leaf: str

@@ -170,6 +170,23 @@ class ParsedBatch:
     """Items found in the file, decodable or not (blank JSONL lines excluded)."""
 
 
+def json_type_name(value: Any) -> str:
+    """The JSON name of a decoded value's type (``string``, ``number``, ``object``...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
 def source_label(name: str) -> str:
     """The file name used in messages: the last path component, never a directory."""
     label = re.split(r"[\\/]", name.strip())[-1]

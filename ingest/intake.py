@@ -5,9 +5,10 @@ for bytes received over HTTP. Both are pure apart from that one read: the same b
 always give the same result (the desensitizer is expected to be deterministic too).
 
 For each valid item, in order: the language is detected on the submitted text and passed to the
-desensitizer; instruction, input and output are desensitized; the canonical fields are built from
-the desensitized texts, with ``language`` detected again on them (placeholders ignored) so that it
-can be recomputed from the stored record alone.
+desensitizer; every text is desensitized (instruction, input and output, and for a multi-turn
+record the system prompt and each earlier user and assistant turn); the canonical fields are built
+from the desensitized texts, with ``language`` detected again on all of them (placeholders
+ignored) so that it can be recomputed from the stored record alone.
 
 CSV, TSV, XLSX and Parquet question banks (chosen by the file name's extension) go through
 :func:`ingest.banks.convert_bank` instead of the JSON reader: each row becomes an item checked by
@@ -268,7 +269,7 @@ def _check_arguments(
 def _submitted(
     item: ValidItem, *, source: str, institution_id: str, desensitizer: Desensitizer | None
 ) -> SubmittedRecord:
-    texts = (item.instruction, item.input, item.output)
+    texts = item.texts()
     counts: Counter[str] = Counter()
     if desensitizer is not None:
         language = detect_language(*texts)
@@ -280,16 +281,20 @@ def _submitted(
             redaction = desensitizer.redact(text, language=language.value)
             redacted.append(normalize_text(redaction.text))
             counts.update({kind: n for kind, n in redaction.counts.items() if n > 0})
-        texts = (redacted[0], redacted[1], redacted[2])
+        texts = tuple(redacted)
+    # texts() is (system, *earlier turns, instruction, input, output).
+    system, *earlier, instruction, input_text, output = texts
     fields = CanonicalFields(
-        instruction=texts[0],
-        input=texts[1],
-        output=texts[2],
+        instruction=instruction,
+        input=input_text,
+        output=output,
         discipline=item.discipline,
         task_type=item.task_type,
         language=detect_language(*texts),
         license=item.license,
         institution_id=institution_id,
+        system=system,
+        history=tuple(zip(earlier[::2], earlier[1::2], strict=True)),
     )
     return SubmittedRecord(
         fields=fields,

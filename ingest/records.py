@@ -1,8 +1,10 @@
 """The intake data model: issues, canonical fields and submitted records.
 
-Everything here is pure data and rules (no I/O). A *canonical record* has exactly the fields listed
-in :data:`CANONICAL_FIELD_NAMES`, all strings; its hash is computed elsewhere
-(``ledger/canonical.py``) from :meth:`CanonicalFields.as_dict`.
+Everything here is pure data and rules (no I/O). A *canonical record* has the fields listed in
+:data:`CANONICAL_FIELD_NAMES`, all strings, and, for a multi-turn record, those of
+:data:`OPTIONAL_FIELD_NAMES` that are not empty (``system``, a string; ``history``, the earlier
+``[user, assistant]`` turns); its hash is computed elsewhere (``ledger/canonical.py``) from
+:meth:`CanonicalFields.as_dict`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ CANONICAL_FIELD_NAMES: tuple[str, ...] = (
     "license",
     "institution_id",
 )
+OPTIONAL_FIELD_NAMES: tuple[str, ...] = ("system", "history")
+"""Present in a canonical record only when not empty, so a single-turn record keeps the exact
+fields (and hash) it always had."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,11 +71,22 @@ class IssueCode(StrEnum):
     INVALID_LICENSE = "invalid_license"
     DUPLICATE_IN_BATCH = "duplicate_in_batch"
     NUL_CHARACTER = "nul_character"
+    CONFLICTING_FIELDS = "conflicting_fields"
+    """The item mixes record shapes (``conversations`` with ``messages`` or with Alpaca fields),
+    or gives its system prompt twice."""
+    UNKNOWN_ROLE = "unknown_role"
+    """A turn's role tag is not one of the accepted ones."""
+    TURN_ORDER = "turn_order"
+    """Turns do not alternate user, assistant (after an optional leading system turn)."""
+    LAST_TURN_NOT_ASSISTANT = "last_turn_not_assistant"
+    """The conversation does not end with the assistant's answer."""
+    TOO_MANY_TURNS = "too_many_turns"
+    """More user and assistant turns than :attr:`ingest.validation.IntakeLimits.max_turns`."""
 
 
 WARNING_CODES: frozenset[IssueCode] = frozenset({IssueCode.UNKNOWN_FIELD})
 """Codes reported as warnings: an unknown field is dropped and the record is kept, because
-Alpaca-style exports commonly carry extra keys (``id``, ``history``, ``system``) that say nothing
+exports commonly carry extra keys (``id``, ``category``, ``tags``) that say nothing
 about validity."""
 
 
@@ -130,7 +146,9 @@ class IntakeIssue:
 
 @dataclass(frozen=True, slots=True)
 class CanonicalFields:
-    """Exactly the canonical record fields, all strings (``input`` may be empty)."""
+    """The canonical record fields (``input`` may be empty). ``system`` and ``history`` are empty
+    for a single-turn record; ``history`` holds the ``(user, assistant)`` turns before the last
+    one, oldest first, whose user turn is ``instruction`` (and ``input``) and answer ``output``."""
 
     instruction: str
     input: str
@@ -140,10 +158,13 @@ class CanonicalFields:
     language: Language
     license: str
     institution_id: str
+    system: str = ""
+    history: tuple[tuple[str, str], ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        """The canonical record: exactly the keys of :data:`CANONICAL_FIELD_NAMES`, all strings."""
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        """The canonical record: the keys of :data:`CANONICAL_FIELD_NAMES`, all strings, then
+        ``system`` and ``history`` (a list of ``[user, assistant]`` lists) when not empty."""
+        record: dict[str, Any] = {
             "instruction": self.instruction,
             "input": self.input,
             "output": self.output,
@@ -153,16 +174,35 @@ class CanonicalFields:
             "license": self.license,
             "institution_id": self.institution_id,
         }
+        if self.system:
+            record["system"] = self.system
+        if self.history:
+            record["history"] = [[user, assistant] for user, assistant in self.history]
+        return record
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, str]) -> CanonicalFields:
-        """Rebuild from :meth:`as_dict` output; raises ``ValueError`` unless the keys are exactly
-        the canonical ones and the vocabularies are known."""
+    def from_dict(cls, data: Mapping[str, Any]) -> CanonicalFields:
+        """Rebuild from :meth:`as_dict` output; raises ``ValueError`` unless the keys are the
+        canonical ones (the optional ones allowed), the vocabularies are known and ``system`` and
+        ``history`` have their types."""
         keys = set(data)
-        if keys != set(CANONICAL_FIELD_NAMES):
+        optional = keys & set(OPTIONAL_FIELD_NAMES)
+        if keys - optional != set(CANONICAL_FIELD_NAMES):
             missing = sorted(set(CANONICAL_FIELD_NAMES) - keys)
-            extra = sorted(keys - set(CANONICAL_FIELD_NAMES))
+            extra = sorted(keys - set(CANONICAL_FIELD_NAMES) - optional)
             raise ValueError(f"not a canonical record: missing {missing}, unexpected {extra}")
+        system = data.get("system", "")
+        if not isinstance(system, str):
+            raise ValueError("not a canonical record: system must be a string")
+        history: list[tuple[str, str]] = []
+        for pair in data.get("history") or ():
+            if not (
+                isinstance(pair, list | tuple)
+                and len(pair) == 2
+                and all(isinstance(text, str) for text in pair)
+            ):
+                raise ValueError("not a canonical record: history holds [user, assistant] pairs")
+            history.append((pair[0], pair[1]))
         return cls(
             instruction=data["instruction"],
             input=data["input"],
@@ -172,7 +212,16 @@ class CanonicalFields:
             language=Language(data["language"]),
             license=data["license"],
             institution_id=data["institution_id"],
+            system=system,
+            history=tuple(history),
         )
+
+    def texts(self) -> tuple[str, ...]:
+        """Every text of the record in dialogue order: system (when given), each earlier user and
+        assistant turn, instruction, input, output."""
+        earlier = tuple(text for pair in self.history for text in pair)
+        system = (self.system,) if self.system else ()
+        return (*system, *earlier, self.instruction, self.input, self.output)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +238,7 @@ class SubmittedRecord:
     index: int
     redactions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
-    def canonical(self) -> dict[str, str]:
+    def canonical(self) -> dict[str, Any]:
         """The canonical record dict (see :meth:`CanonicalFields.as_dict`)."""
         return self.fields.as_dict()
 

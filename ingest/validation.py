@@ -5,18 +5,28 @@ Accepted fields of a submitted object:
 =============  ========  =====================================================================
 field          required  rule
 =============  ========  =====================================================================
-instruction    yes       non-empty string
-output         yes       non-empty string
+instruction    yes [2]_  non-empty string
+output         yes [2]_  non-empty string
 input          no        string, may be empty; ``null`` means empty
+system         no        string, the system prompt; empty or ``null`` means none
+history        no        array of ``[user, assistant]`` pairs of non-empty strings, the turns
+                         before the last one; empty or ``null`` means none
+conversations  [2]_      ShareGPT turns ``{"from": tag, "value": text}``
+messages       [2]_      OpenAI-style turns ``{"role": role, "content": text}``
 discipline     yes [1]_  a :class:`~ingest.records.Discipline` value or human name (English/Chinese)
 task_type      no        a :class:`~ingest.records.TaskType` value or name; default ``knowledge_qa``
 license        no        one SPDX-style identifier such as ``CC-BY-4.0``; default ``CC-BY-4.0``
 =============  ========  =====================================================================
 
 .. [1] unless the batch has a default discipline. ``null`` means "not given" in optional fields.
+.. [2] an item gives its texts in one of three shapes: Alpaca (``instruction``, ``input``,
+   ``output``, ``system``, ``history``), ShareGPT (``conversations``) or OpenAI style
+   (``messages``), each with an optional ``system``. The turn rules and how every shape becomes
+   one canonical record are in :mod:`ingest.dialogue`; every turn is a text field here (same
+   normalization, same length limit), and :attr:`IntakeLimits.max_turns` bounds their number.
 
 Any other field is an ``unknown_field`` **warning**: it is dropped and the record is kept, because
-Alpaca-style exports often carry extra keys (``id``, ``history``, ``system``). ``language`` and
+exports often carry extra keys (``id``, ``category``, ``tags``). ``language`` and
 ``institution_id`` are such fields too: intake computes the first and takes the second from the
 submitting institution.
 
@@ -38,8 +48,8 @@ ideograph variants and emoji presentation) and line or paragraph separators are 
 characters and stay. Lengths are counted in characters after that. A text holding NUL (U+0000) is
 rejected (``nul_character``) rather than cleaned: a NUL in a text field usually means binary
 content pasted or converted by mistake, which the submitter should look at. Two records are
-duplicates when their instruction, input and output are equal after NFKC normalization, case
-folding and collapsing whitespace; the later one is reported.
+duplicates when all their texts (system prompt, earlier turns, instruction, input and output) are
+equal after NFKC normalization, case folding and collapsing whitespace; the later one is reported.
 
 Messages say where, never what. An issue names the file, line, index, field and the rule broken;
 it never repeats submitted text, because issues are stored in the event log (which is immutable)
@@ -58,11 +68,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.dialogue import Dialogue, read_dialogue
 from ingest.errors import InvalidIntakeArgument
-from ingest.formats import BatchFormat, ParsedBatch, RawItem, make_issue
+from ingest.formats import BatchFormat, ParsedBatch, RawItem, json_type_name, make_issue
 from ingest.records import (
     DEFAULT_LICENSE,
     DEFAULT_TASK_TYPE,
@@ -75,14 +87,23 @@ from ingest.records import (
 )
 
 TEXT_FIELDS = ("instruction", "input", "output")
-ACCEPTED_FIELDS = (*TEXT_FIELDS, "discipline", "task_type", "license")
+ACCEPTED_FIELDS = (
+    *TEXT_FIELDS,
+    "system",
+    "history",
+    "conversations",
+    "messages",
+    "discipline",
+    "task_type",
+    "license",
+)
 _ACCEPTED_LIST = ", ".join(ACCEPTED_FIELDS)
 NAMED_EXTRA_FIELDS: dict[str, str] = {
     "language": "intake detects the language itself",
     "institution_id": "the institution is the one that submits the batch",
     **{
         name: f"accepted fields are {_ACCEPTED_LIST}"
-        for name in ("id", "history", "system", "category", "source", "tags", "metadata", "text")
+        for name in ("id", "category", "source", "tags", "metadata", "text")
     },
 }
 """Unknown fields that messages name, with why they are ignored. These names are ours, not the
@@ -107,13 +128,17 @@ class IntakeLimits:
     """Size limits applied at intake. Lengths are in characters, sizes in bytes."""
 
     max_field_chars: int = 8_000
-    """Longest instruction, input or output."""
+    """Longest instruction, input or output, system prompt or turn."""
     max_record_chars: int = 16_000
-    """Longest instruction + input + output together."""
+    """Longest record: every text of it together (instruction, input, output, and for a
+    multi-turn record the system prompt and every earlier turn)."""
     max_records: int = 100_000
     """Most items read from one batch."""
     max_batch_bytes: int = 64 * 1024 * 1024
     """Largest batch file."""
+    max_turns: int = 64
+    """Most user and assistant turns in one record, the last two included (the system prompt is
+    not counted): 32 exchanges."""
 
     def __post_init__(self) -> None:
         for name in ("max_field_chars", "max_record_chars", "max_records", "max_batch_bytes"):
@@ -123,6 +148,10 @@ class IntakeLimits:
             raise InvalidIntakeArgument(
                 "IntakeLimits.max_field_chars cannot exceed max_record_chars"
             )
+        if self.max_turns < 2:
+            raise InvalidIntakeArgument(
+                "IntakeLimits.max_turns must allow a question and its answer (at least 2)"
+            )
 
 
 DEFAULT_LIMITS = IntakeLimits()
@@ -130,7 +159,8 @@ DEFAULT_LIMITS = IntakeLimits()
 
 @dataclass(frozen=True, slots=True)
 class ValidItem:
-    """A submitted object that passed every field rule (texts normalized, not yet desensitized)."""
+    """A submitted object that passed every field rule (texts normalized, not yet desensitized),
+    in the canonical shape whatever shape it was submitted in (see :mod:`ingest.dialogue`)."""
 
     line: int
     index: int
@@ -140,6 +170,24 @@ class ValidItem:
     discipline: Discipline
     task_type: TaskType
     license: str
+    system: str = ""
+    history: tuple[tuple[str, str], ...] = ()
+
+    def texts(self) -> tuple[str, ...]:
+        """Every text: the system prompt, each earlier turn, instruction, input, output."""
+        return Dialogue(
+            instruction=self.instruction,
+            input=self.input,
+            output=self.output,
+            system=self.system,
+            history=self.history,
+        ).texts()
+
+    def duplicate_key(self) -> tuple[str, ...]:
+        """What an in-batch duplicate of this item shares with it (:func:`duplicate_key`)."""
+        return duplicate_key(
+            self.instruction, self.input, self.output, system=self.system, history=self.history
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,23 +196,6 @@ class ValidatedBatch:
 
     items: tuple[ValidItem, ...]
     issues: tuple[IntakeIssue, ...]
-
-
-def json_type_name(value: Any) -> str:
-    """The JSON name of a decoded value's type (``string``, ``number``, ``object``...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def normalize_text(text: str) -> str:
@@ -178,13 +209,25 @@ def normalize_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def duplicate_key(instruction: str, input: str, output: str) -> tuple[str, str, str]:
-    """What duplicates share: their texts after NFKC, case folding and collapsing whitespace."""
+def duplicate_key(
+    instruction: str,
+    input: str,
+    output: str,
+    *,
+    system: str = "",
+    history: tuple[tuple[str, str], ...] = (),
+) -> tuple[str, ...]:
+    """What duplicates share: their texts after NFKC, case folding and collapsing whitespace.
+    A single-turn record's key is its three folded texts; a multi-turn record's key adds the
+    system prompt and every earlier turn."""
 
     def fold(text: str) -> str:
         return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
-    return fold(instruction), fold(input), fold(output)
+    key = (fold(instruction), fold(input), fold(output))
+    if not system and not history:
+        return key
+    return (*key, fold(system), *(fold(text) for pair in history for text in pair))
 
 
 class _ItemCheck:
@@ -215,17 +258,21 @@ class _ItemCheck:
     def failed(self) -> bool:
         return any(issue.is_error for issue in self.issues)
 
-    def text(self, obj: dict[str, Any], name: str, *, required: bool) -> str | None:
-        """The normalized text of field ``name``; ``None`` (with an issue) when it is unusable."""
+    def text(
+        self, obj: Mapping[str, Any], name: str, *, required: bool, field: str | None = None
+    ) -> str | None:
+        """The normalized text of key ``name`` of ``obj``; ``None`` (with an issue) when it is
+        unusable. Issues name ``field`` (default: ``name``), the key's path in the item."""
+        field = field or name
         if name not in obj or (obj[name] is None and not required):
             if required:
-                self.add(IssueCode.MISSING_FIELD, "required field is missing", field=name)
+                self.add(IssueCode.MISSING_FIELD, "required field is missing", field=field)
                 return None
             return ""
         value = obj[name]
         if not isinstance(value, str):
             self.add(
-                IssueCode.WRONG_TYPE, f"expected a string, got {json_type_name(value)}", field=name
+                IssueCode.WRONG_TYPE, f"expected a string, got {json_type_name(value)}", field=field
             )
             return None
         surrogate = _LONE_SURROGATE.search(value)
@@ -234,7 +281,7 @@ class _ItemCheck:
                 IssueCode.NOT_UTF8,
                 f"contains an unpaired surrogate (\\u{ord(surrogate.group()):04x}) at character "
                 f"{surrogate.start()}, which is not valid Unicode text",
-                field=name,
+                field=field,
             )
             return None
         nul = value.find("\0")
@@ -243,18 +290,18 @@ class _ItemCheck:
                 IssueCode.NUL_CHARACTER,
                 f"contains a NUL character (U+0000) at character {nul}; text fields may not hold "
                 "NUL, which usually means binary content",
-                field=name,
+                field=field,
             )
             return None
         text = normalize_text(value)
         if required and not text:
-            self.add(IssueCode.EMPTY_FIELD, "must not be empty", field=name)
+            self.add(IssueCode.EMPTY_FIELD, "must not be empty", field=field)
             return None
         if len(text) > self.limits.max_field_chars:
             self.add(
                 IssueCode.TOO_LONG,
                 f"has {len(text)} characters, more than the limit of {self.limits.max_field_chars}",
-                field=name,
+                field=field,
             )
             return None
         return text
@@ -294,9 +341,7 @@ def validate_item(
 
     _check_keys(check, obj, item.duplicate_keys)
 
-    instruction = check.text(obj, "instruction", required=True)
-    input_text = check.text(obj, "input", required=False)
-    output = check.text(obj, "output", required=True)
+    dialogue = read_dialogue(check, obj)
 
     discipline = default_discipline
     discipline_name = check.word(obj, "discipline")
@@ -343,20 +388,23 @@ def validate_item(
                 field="license",
             )
 
-    if instruction is not None and input_text is not None and output is not None:
-        total = len(instruction) + len(input_text) + len(output)
+    if dialogue is not None:
+        total = sum(len(text) for text in dialogue.texts())
         if total > limits.max_record_chars:
+            where = (
+                "its texts (system prompt and every turn)"
+                if dialogue.multi_turn
+                else "instruction, input and output"
+            )
             check.add(
                 IssueCode.TOO_LONG,
-                f"record has {total} characters in instruction, input and output, more than the "
-                f"limit of {limits.max_record_chars}",
+                f"record has {total} characters in {where}, more than the limit of "
+                f"{limits.max_record_chars}",
             )
 
     if (
         check.failed
-        or instruction is None
-        or input_text is None
-        or output is None
+        or dialogue is None
         or discipline is None
         or task_type is None
         or license_id is None
@@ -365,12 +413,14 @@ def validate_item(
     valid = ValidItem(
         line=item.line,
         index=item.index,
-        instruction=instruction,
-        input=input_text,
-        output=output,
+        instruction=dialogue.instruction,
+        input=dialogue.input,
+        output=dialogue.output,
         discipline=discipline,
         task_type=task_type,
         license=license_id,
+        system=dialogue.system,
+        history=dialogue.history,
     )
     return valid, check.issues
 
@@ -433,7 +483,7 @@ def validate_batch(
     naming the line of the first)."""
     issues = list(parsed.issues)
     valid: list[ValidItem] = []
-    first_seen: dict[tuple[str, str, str], ValidItem] = {}
+    first_seen: dict[tuple[str, ...], ValidItem] = {}
     for item in parsed.items:
         checked, item_issues = validate_item(
             item,
@@ -445,7 +495,7 @@ def validate_batch(
         issues.extend(item_issues)
         if checked is None:
             continue
-        key = duplicate_key(checked.instruction, checked.input, checked.output)
+        key = checked.duplicate_key()
         first = first_seen.get(key)
         if first is not None:
             issues.append(
@@ -455,7 +505,11 @@ def validate_batch(
                     line=checked.line,
                     index=checked.index,
                     code=IssueCode.DUPLICATE_IN_BATCH,
-                    detail="same instruction, input and output as "
+                    detail=(
+                        "same turns, system prompt, instruction, input and output as "
+                        if checked.system or checked.history
+                        else "same instruction, input and output as "
+                    )
                     + _first_location(first, parsed.format),
                 )
             )

@@ -9,6 +9,7 @@ job.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -28,32 +29,47 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "license",
     "institution_id",
 )
-"""The fields of a canonical record, all strings; ``input`` may be empty."""
+"""The fields every canonical record has, all strings; ``input`` may be empty."""
+
+OPTIONAL_FIELDS: tuple[str, ...] = ("system", "history")
+"""The fields a multi-turn record adds, each present only when it is not empty: ``system``, a
+non-empty string (the system prompt), and ``history``, a non-empty array of ``[user, assistant]``
+string pairs (the turns before the last one, oldest first). A record without them is exactly the
+single-turn record of :data:`CANONICAL_FIELDS`, so its JCS bytes and hash do not change."""
 
 CANONICAL_SCHEMA_VERSION = 1
-"""Version of the canonical record schema (the field list above); recorded in batch manifests."""
+"""Version of the canonical record schema (the field lists above); recorded in batch manifests.
+Adding the optional fields did not change it: every record valid before hashes as before."""
 
 SALT_BYTES = 32
+
+RecordValue = str | list[list[str]]
+"""What a canonical record field holds: a string, or (``history``) an array of string pairs."""
 
 
 class CanonicalError(LedgerError):
     """A record or manifest cannot be put in canonical form."""
 
 
-def canonical_record(fields: Mapping[str, Any]) -> dict[str, str]:
-    """Exactly the :data:`CANONICAL_FIELDS` of ``fields``, in that order, all strings.
+def canonical_record(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical record of ``fields``: :data:`CANONICAL_FIELDS` in that order, all strings,
+    then those of :data:`OPTIONAL_FIELDS` that are present (``history`` as lists).
 
-    Raises :class:`CanonicalError` naming the field when one is missing or not a string, and naming
-    any field that is not canonical (a hash must never silently ignore part of what it was given).
+    Raises :class:`CanonicalError` naming the field when one is missing or of the wrong type, when
+    an optional field is present but empty (the canonical form leaves it out, so keeping it would
+    give the same record two hashes), and naming any field that is not canonical (a hash must
+    never silently ignore part of what it was given).
     """
     missing = [name for name in CANONICAL_FIELDS if name not in fields]
     if missing:
         raise CanonicalError(f"record is missing canonical field(s): {', '.join(missing)}")
-    extra = sorted(str(name) for name in fields if name not in CANONICAL_FIELDS)
+    known = (*CANONICAL_FIELDS, *OPTIONAL_FIELDS)
+    extra = sorted(str(name) for name in fields if name not in known)
     if extra:
         raise CanonicalError(
             f"record has non-canonical field(s): {', '.join(extra)}; "
-            f"expected exactly {', '.join(CANONICAL_FIELDS)}"
+            f"expected exactly {', '.join(CANONICAL_FIELDS)} "
+            f"and optionally {', '.join(OPTIONAL_FIELDS)}"
         )
     for name in CANONICAL_FIELDS:
         value = fields[name]
@@ -61,7 +77,79 @@ def canonical_record(fields: Mapping[str, Any]) -> dict[str, str]:
             raise CanonicalError(
                 f"record field {name!r} must be a string, got {type(value).__name__}"
             )
-    return {name: fields[name] for name in CANONICAL_FIELDS}
+    record: dict[str, Any] = {name: fields[name] for name in CANONICAL_FIELDS}
+    if "system" in fields:
+        system = fields["system"]
+        if not isinstance(system, str):
+            raise CanonicalError(
+                f"record field 'system' must be a string, got {type(system).__name__}"
+            )
+        if not system:
+            raise CanonicalError(
+                "record field 'system' is empty: an empty system prompt is left out of the record"
+            )
+        record["system"] = system
+    if "history" in fields:
+        record["history"] = _history(fields["history"])
+    return record
+
+
+def _history(value: Any) -> list[list[str]]:
+    if not isinstance(value, list | tuple):
+        raise CanonicalError(
+            f"record field 'history' must be an array of [user, assistant] pairs, "
+            f"got {type(value).__name__}"
+        )
+    if not value:
+        raise CanonicalError(
+            "record field 'history' is empty: a record without earlier turns leaves it out"
+        )
+    pairs: list[list[str]] = []
+    for index, pair in enumerate(value):
+        if (
+            not isinstance(pair, list | tuple)
+            or len(pair) != 2
+            or not all(isinstance(text, str) for text in pair)
+        ):
+            raise CanonicalError(
+                f"record field 'history[{index}]' must be a [user, assistant] pair of strings"
+            )
+        pairs.append([pair[0], pair[1]])
+    return pairs
+
+
+def record_texts(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every text of a canonical record as ``(field, text)``, in dialogue order: ``system``,
+    ``history[i][0]`` (user) and ``history[i][1]`` (assistant) for each earlier turn, then
+    ``instruction``, ``input`` and ``output``. Absent optional fields are left out; ``input`` is
+    listed even when empty. Field names are the paths that :func:`field_text` reads."""
+    texts: list[tuple[str, str]] = []
+    if record.get("system"):
+        texts.append(("system", str(record["system"])))
+    for index, (user, assistant) in enumerate(record_history(record)):
+        texts += [(f"history[{index}][0]", user), (f"history[{index}][1]", assistant)]
+    texts += [(name, str(record.get(name) or "")) for name in ("instruction", "input", "output")]
+    return texts
+
+
+def record_history(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The earlier ``(user, assistant)`` turns of a record, oldest first (none when absent)."""
+    return [(str(user), str(assistant)) for user, assistant in record.get("history") or ()]
+
+
+_HISTORY_FIELD = re.compile(r"^history\[(\d+)\]\[([01])\]$")
+
+
+def field_text(record: Mapping[str, Any], field: str) -> str:
+    """The text a field name of :func:`record_texts` designates (``output``, ``system``,
+    ``history[2][1]``); the empty string when the record has no such field."""
+    match = _HISTORY_FIELD.match(field)
+    if match is None:
+        value = record.get(field)
+        return value if isinstance(value, str) else ""
+    history = record_history(record)
+    turn = int(match.group(1))
+    return history[turn][int(match.group(2))] if turn < len(history) else ""
 
 
 def jcs(value: Any) -> bytes:

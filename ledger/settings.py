@@ -64,6 +64,9 @@ class LedgerSettings(BaseSettings):
     )
     max_field_chars: int = Field(8_000, gt=0)
     max_record_chars: int = Field(16_000, gt=0)
+    max_turns: int = Field(
+        64, ge=2, description="Most user and assistant turns in one multi-turn record."
+    )
 
     @model_validator(mode="after")
     def _rpc_needs_urls_and_keys(self) -> Self:

@@ -65,7 +65,7 @@ class RecordView:
     batch_id: str
     index: int
     source_line: int | None
-    record: dict[str, str] | None
+    record: dict[str, Any] | None
     """The canonical fields from the record store; ``None`` once erased."""
     salt: str | None
     """``None`` once erased."""

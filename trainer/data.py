@@ -1,8 +1,11 @@
 """Training data: accepted records -> prompt/response token ids -> deterministic micro-batches.
 
 Records are mappings with ``record_id``, ``instruction``, ``input`` (may be empty) and ``output``;
-``discipline``, ``language`` and ``leaf`` are optional and only summarized. The loss covers the
-response tokens only (prompt labels are -100).
+``discipline``, ``language`` and ``leaf`` are optional and only summarized. A multi-turn record
+also has ``system`` (a system prompt) and/or ``history`` (the earlier ``[user, assistant]`` turns)
+and trains as one conversation. The loss covers the assistant's tokens only: the response, and in a
+multi-turn record every earlier assistant turn too; everything else (system prompt, user turns,
+template markup) has label -100.
 
 Determinism, which exact resume relies on:
 - the train/validation split depends only on each record id (:func:`is_validation`);
@@ -30,15 +33,20 @@ if TYPE_CHECKING:
 REQUIRED_FIELDS = ("record_id", "instruction", "input", "output")
 IGNORE_INDEX = -100
 
-ALPACA_WITH_INPUT = (
+ALPACA_PREAMBLE_WITH_INPUT = (
     "Below is an instruction that describes a task, paired with an input that provides further "
     "context. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 )
-ALPACA_NO_INPUT = (
+ALPACA_PREAMBLE = (
     "Below is an instruction that describes a task. Write a response that appropriately completes "
-    "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+    "the request.\n\n"
 )
+ALPACA_TURN = "### Instruction:\n{instruction}\n\n### Response:\n"
+ALPACA_TURN_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+ALPACA_WITH_INPUT = ALPACA_PREAMBLE_WITH_INPUT + ALPACA_TURN_WITH_INPUT
+ALPACA_NO_INPUT = ALPACA_PREAMBLE + ALPACA_TURN
+ALPACA_TURN_SEPARATOR = "\n\n"
+"""Between an assistant turn (ended by the EOS token) and the next instruction."""
 
 
 class DatasetSnapshotLike(Protocol):
@@ -96,6 +104,19 @@ def check_records(records: Sequence[Mapping[str, Any]]) -> None:
                 raise DatasetError(f"record {ident}: field {name!r} must be a string")
         if not record["output"].strip():
             raise DatasetError(f"record {record['record_id']}: empty output, nothing to learn")
+        if not isinstance(record.get("system") or "", str):
+            raise DatasetError(f"record {record['record_id']}: field 'system' must be a string")
+        history = record.get("history") or []
+        if not isinstance(history, list | tuple) or not all(
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(text, str) for text in pair)
+            for pair in history
+        ):
+            raise DatasetError(
+                f"record {record['record_id']}: field 'history' must be a list of "
+                "[user, assistant] string pairs"
+            )
         if record["record_id"] in seen:
             raise DatasetError(f"record {record['record_id']} appears twice")
         seen.add(record["record_id"])
@@ -163,27 +184,111 @@ def uses_chat_template(tokenizer: Any, prompt_format: str) -> bool:
     return has_template
 
 
-def format_record(record: Mapping[str, Any], tokenizer: Any, *, chat: bool) -> tuple[str, str]:
-    """``(prompt_text, response_text)`` of a record.
+@dataclass(frozen=True)
+class Segment:
+    """A piece of an example's text, and whether the loss covers its tokens (assistant turns)."""
 
-    With ``chat``, the user turn is the instruction (plus a blank line and the input when there is
-    one) and the response is what the template adds for the assistant turn, end-of-turn marker
-    included. Otherwise the Alpaca prompt, and the output followed by the EOS token.
+    text: str
+    trained: bool
+
+
+def _turns(record: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """``(system, exchanges)``: the system prompt ("" when none) and every ``(user, assistant)``
+    exchange, the record's own last; the last user turn is the instruction (and input)."""
+    history = [(str(user), str(answer)) for user, answer in record.get("history") or ()]
+    instruction, extra = record["instruction"], record["input"]
+    user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    return str(record.get("system") or ""), [*history, (user, record["output"])]
+
+
+def _chat_segments(record: Mapping[str, Any], tokenizer: Any) -> list[Segment] | None:
+    """The record as the chat template renders it, cut at each assistant turn; ``None`` when the
+    template rewrites earlier turns (a rendered conversation does not extend the one before)."""
+    system, exchanges = _turns(record)
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    segments: list[Segment] = []
+    done = ""
+    for user, answer in exchanges:
+        messages.append({"role": "user", "content": user})
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        messages.append({"role": "assistant", "content": answer})
+        full = tokenizer.apply_chat_template(messages, tokenize=False)
+        if not (
+            isinstance(prompt, str)
+            and isinstance(full, str)
+            and prompt.startswith(done)
+            and full.startswith(prompt)
+        ):
+            return None
+        segments += [Segment(prompt[len(done) :], False), Segment(full[len(prompt) :], True)]
+        done = full
+    return segments
+
+
+def alpaca_prompt(
+    *,
+    instruction: str,
+    input: str = "",
+    system: str = "",
+    history: Sequence[tuple[str, str]] = (),
+    eos: str = "",
+) -> str:
+    """The Alpaca prompt a model without a chat template continues: the system prompt (or the
+    Alpaca preamble) and each earlier exchange, its answer ended by ``eos``, then the last
+    instruction (and input). Without system and history, exactly :data:`ALPACA_NO_INPUT` or
+    :data:`ALPACA_WITH_INPUT`."""
+    return "".join(
+        s.text for s in _alpaca_segments(system, [*history, (instruction, "")], input, eos)[:-1]
+    )
+
+
+def _alpaca_segments(
+    system: str, exchanges: Sequence[tuple[str, str]], extra: str, eos: str
+) -> list[Segment]:
+    """The Alpaca text of a conversation; ``extra`` is the last turn's input."""
+    if system:
+        head = system + ALPACA_TURN_SEPARATOR
+    else:
+        head = ALPACA_PREAMBLE_WITH_INPUT if extra.strip() else ALPACA_PREAMBLE
+    segments: list[Segment] = []
+    for turn, (user, answer) in enumerate(exchanges):
+        last = turn == len(exchanges) - 1
+        if last and extra.strip():
+            prompt = ALPACA_TURN_WITH_INPUT.format(instruction=user, input=extra)
+        else:
+            prompt = ALPACA_TURN.format(instruction=user)
+        lead = head if turn == 0 else ALPACA_TURN_SEPARATOR
+        segments += [Segment(lead + prompt, False), Segment(answer + eos, True)]
+    return segments
+
+
+def format_segments(record: Mapping[str, Any], tokenizer: Any, *, chat: bool) -> list[Segment]:
+    """The text of a record's example as segments, the last being the response.
+
+    With ``chat``, the conversation as the tokenizer's chat template renders it: a system turn
+    when the record has one, then each exchange, the user turn of the last being the instruction
+    (plus a blank line and the input when there is one); an assistant segment is what the
+    template adds for that turn, end-of-turn marker included. Otherwise, or when the template
+    cannot be cut into turns, the Alpaca prompt (:func:`alpaca_prompt`), each answer followed by
+    the EOS token. A single-turn record gives exactly two segments: prompt and response.
     """
-    instruction, extra, output = record["instruction"], record["input"], record["output"]
     if chat:
-        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        turns = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
-        prompt = tokenizer.apply_chat_template(
-            turns[:1], tokenize=False, add_generation_prompt=True
-        )
-        full = tokenizer.apply_chat_template(turns, tokenize=False)
-        if isinstance(prompt, str) and isinstance(full, str) and full.startswith(prompt):
-            return prompt, full[len(prompt) :]
+        segments = _chat_segments(record, tokenizer)
+        if segments is not None:
+            return segments
         # A template that rewrites earlier turns cannot be split into prompt and response.
-    template = ALPACA_WITH_INPUT if extra.strip() else ALPACA_NO_INPUT
+    system, exchanges = _turns(record)
+    # The last user turn keeps instruction and input apart: Alpaca gives the input its section.
+    exchanges[-1] = (record["instruction"], record["output"])
     eos = getattr(tokenizer, "eos_token", None) or ""
-    return template.format(instruction=instruction, input=extra), output + eos
+    return _alpaca_segments(system, exchanges, record["input"], eos)
+
+
+def format_record(record: Mapping[str, Any], tokenizer: Any, *, chat: bool) -> tuple[str, str]:
+    """``(prompt_text, response_text)`` of a record (see :func:`format_segments`): the response
+    is the last assistant turn, the prompt everything before it (earlier turns included)."""
+    *context, response = format_segments(record, tokenizer, chat=chat)
+    return "".join(s.text for s in context), response.text
 
 
 def tokenize_record(
@@ -191,27 +296,35 @@ def tokenize_record(
 ) -> Example:
     """The :class:`Example` of ``record``, at most ``max_seq_length`` tokens.
 
-    When too long, the response keeps ``max(max_seq_length - len(prompt), max_seq_length // 2)``
-    tokens from its start and the prompt keeps what remains of the budget from its end (the part
-    next to the response).
+    Each segment is tokenized on its own; labels are -100 except on assistant segments. When too
+    long, the response keeps ``max(max_seq_length - len(prompt), max_seq_length // 2)`` tokens
+    from its start and the prompt (everything before the response, earlier turns included) keeps
+    what remains of the budget from its end (the part next to the response).
     """
-    prompt_text, response_text = format_record(record, tokenizer, chat=chat)
-    prompt = list(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
-    response = list(tokenizer(response_text, add_special_tokens=False)["input_ids"])
+    *context, last = format_segments(record, tokenizer, chat=chat)
+    prompt: list[int] = []
+    prompt_labels: list[int] = []
+    for segment in context:
+        ids = list(tokenizer(segment.text, add_special_tokens=False)["input_ids"])
+        prompt += ids
+        prompt_labels += ids if segment.trained else [IGNORE_INDEX] * len(ids)
+    response = list(tokenizer(last.text, add_special_tokens=False)["input_ids"])
     bos = getattr(tokenizer, "bos_token_id", None)
     if not chat and bos is not None and (not prompt or prompt[0] != bos):
         prompt.insert(0, bos)
+        prompt_labels.insert(0, IGNORE_INDEX)
     if len(prompt) + len(response) > max_seq_length:
         keep_response = min(len(response), max(max_seq_length - len(prompt), max_seq_length // 2))
         keep_prompt = max_seq_length - keep_response
-        prompt = prompt[len(prompt) - keep_prompt :] if keep_prompt else []
+        cut = len(prompt) - keep_prompt if keep_prompt else len(prompt)
+        prompt, prompt_labels = prompt[cut:], prompt_labels[cut:]
         response = response[:keep_response]
     if not response:
         raise DatasetError(f"record {record['record_id']}: the response has no tokens")
     return Example(
         record_id=str(record["record_id"]),
         input_ids=tuple(prompt + response),
-        labels=tuple([IGNORE_INDEX] * len(prompt) + response),
+        labels=tuple(prompt_labels + response),
     )
 
 

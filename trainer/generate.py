@@ -2,7 +2,8 @@
 
 The model is the base alone, or the adapter loaded by plain peft on its base
 (:func:`trainer.loading.load_trained`). The prompt is the base tokenizer's chat template when it
-has one (the format the adapter was trained in), else the Alpaca prompt of :mod:`trainer.data`.
+has one (the format the adapter was trained in), else the Alpaca prompt of :mod:`trainer.data`
+with the conversation's system prompt and earlier exchanges, as multi-turn records train.
 ``model.generate`` runs in a thread and hands its text to transformers'
 ``TextIteratorStreamer``; the caller iterates the pieces as they come and reads the token counts
 at the end.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.data import ALPACA_NO_INPUT
+from trainer.data import alpaca_prompt
 from trainer.errors import ConfigError, TrainerError
 
 ROLES = ("system", "user", "assistant")
@@ -56,7 +57,9 @@ def load_generator(
 
 def prompt_text(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
     """The text the model continues: the chat template with a generation prompt, or, without a
-    template, the Alpaca prompt of the last user message."""
+    template, the Alpaca prompt (:func:`trainer.data.alpaca_prompt`) of the last user message
+    after the system messages and the earlier exchanges (each user message answered by the
+    assistant message right after it)."""
     if not messages:
         raise ConfigError("messages: at least one message is needed")
     for index, message in enumerate(messages):
@@ -69,10 +72,20 @@ def prompt_text(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
             [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
         )
         return str(text)
-    users = [m["content"] for m in messages if m["role"] == "user"]
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
     if not users:
         raise ConfigError("messages: a model without a chat template needs a user message")
-    return ALPACA_NO_INPUT.format(instruction=users[-1])
+    last = users[-1]
+    history = [
+        (messages[i]["content"], messages[i + 1]["content"])
+        for i in users[:-1]
+        if messages[i + 1]["role"] == "assistant"
+    ]
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    return alpaca_prompt(
+        instruction=messages[last]["content"], system=system, history=history, eos=eos
+    )
 
 
 @dataclass

@@ -169,8 +169,9 @@ def submit(
     file: Annotated[
         Path,
         typer.Argument(
-            help="A JSON array or JSONL file of records, or a CSV, TSV, XLSX or Parquet "
-            "question bank (one question a row)."
+            help="A JSON array or JSONL file of records (Alpaca, with optional system and "
+            "history; ShareGPT conversations; or OpenAI-style messages), or a CSV, TSV, XLSX or "
+            "Parquet question bank (one question a row)."
         ),
     ],
     institution: Annotated[str, typer.Option(help="Submitting institution id.")],

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import (
     AnyRole,
@@ -186,7 +187,15 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
             "this server cannot read multipart forms (python-multipart is not installed); "
             "send the file as the raw request body with ?institution_id=...&filename=..."
         )
-    async with request.form() as form:
+    try:
+        form = await request.form()
+    except StarletteHTTPException as exc:
+        # Starlette answers a body its multipart parser cannot read with a bare 400; the parser's
+        # own message may quote the body, so only the rule is named.
+        raise UploadRejected(
+            "the multipart body is malformed (boundaries, part headers or encoding)"
+        ) from exc
+    try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise UploadRejected("the multipart form has no file part named 'file'")
@@ -202,6 +211,8 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
             options=options,
             conversion=conversion,
         )
+    finally:
+        await form.close()
 
 
 def conversion_options(*, mapping: str | None, sheet: str | None) -> ConversionOptions | None:

@@ -12,6 +12,7 @@ from api.errors import error_responses
 from api.services.keys import Role
 from api.services.search import SearchRequest
 from ingest.search.index import MAX_LIMIT, MAX_QUERY_CHARS
+from ledger.canonical import RecordValue
 from ledger.ids import INSTITUTION_ID_RE
 from ledger.vocabulary import Discipline, TaskType
 
@@ -42,7 +43,7 @@ class SearchHitPublic(BaseModel):
     spans: list[SearchSpan]
     reasons: list[str]
     flags: list[dict[str, Any]]
-    record: dict[str, str] | None
+    record: dict[str, RecordValue] | None
 
 
 class SearchResultPublic(BaseModel):

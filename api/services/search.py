@@ -26,6 +26,7 @@ from ingest.search.errors import InvalidQuery
 from ingest.search.index import MAX_LIMIT, SearchFilters, SearchHit, SearchIndex, SearchMode
 from ingest.search.tokenize import matching_spans, term_list
 from ledger.application import CorpusLedger
+from ledger.canonical import record_texts
 from ledger.errors import NotFound
 from ledger.ids import is_valid_institution_id
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from ingest.governance.embeddings import Embedder
     from ingest.search.store import SearchStore
 
-SPAN_FIELDS = ("instruction", "input", "output")
 _FEED_STATUSES = frozenset({"anchored", "rewarded"})
 
 
@@ -200,10 +200,13 @@ class SearchService:
         shows_text = who.owns(batch.institution_id) or (
             who.role is Role.TRAINER and batch.status in _FEED_STATUSES
         )
+        # Spans in every turn the index reads (a multi-turn record's history too), named as
+        # governance flags name fields: instruction, input, output, history[i][0|1].
         spans = [
             {"field": name, "start": start, "end": end}
-            for name in SPAN_FIELDS
-            for start, end in matching_spans(view.record.get(name, ""), wanted)
+            for name, text in record_texts(view.record)
+            if name != "system"
+            for start, end in matching_spans(text, wanted)
         ]
         return {
             "record_id": hit.record_id,

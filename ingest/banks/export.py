@@ -21,24 +21,35 @@ class ExportFormat(StrEnum):
 
 
 def alpaca_item(item: ValidItem) -> dict[str, Any]:
-    """``{instruction, input, output, discipline, task_type, language, license}``."""
-    return {
+    """``{instruction, input, output, discipline, task_type, language, license}``, with
+    ``system`` and ``history`` when the item has them."""
+    row: dict[str, Any] = {
         "instruction": item.instruction,
         "input": item.input,
         "output": item.output,
         "discipline": item.discipline.value,
         "task_type": item.task_type.value,
-        "language": detect_language(item.instruction, item.input, item.output).value,
+        "language": detect_language(*item.texts()).value,
         "license": item.license,
     }
+    if item.system:
+        row["system"] = item.system
+    if item.history:
+        row["history"] = [list(pair) for pair in item.history]
+    return row
 
 
 def sharegpt_item(item: ValidItem) -> dict[str, Any]:
-    """One ShareGPT conversation (human asks, gpt answers) with the record's metadata."""
+    """One ShareGPT conversation (an optional system turn, earlier exchanges, then the human's
+    question and the gpt answer) with the record's metadata."""
     question = item.instruction if not item.input else f"{item.instruction}\n\n{item.input}"
     metadata = alpaca_item(item)
+    turns = [{"from": "system", "value": item.system}] if item.system else []
+    for user, assistant in item.history:
+        turns += [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}]
     return {
         "conversations": [
+            *turns,
             {"from": "human", "value": question},
             {"from": "gpt", "value": item.output},
         ],

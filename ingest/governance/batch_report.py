@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ingest.governance.engine import BatchGovernance, RecordDecision
+from ledger.canonical import field_text
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -63,7 +64,7 @@ def _visible(match: re.Match[str]) -> str:
 def build_report(
     *,
     decisions: Sequence[RecordDecision | Mapping[str, Any]],
-    records: Mapping[str, Mapping[str, str]],
+    records: Mapping[str, Mapping[str, Any]],
     policy_version: str,
     contribution_score: float,
     reward_wei: int | str,
@@ -84,7 +85,7 @@ def build_report(
             shown = dict(flag)
             if record is not None:
                 shown["excerpt"] = excerpt(
-                    record.get(flag["field"], ""), flag["start"], flag["end"]
+                    field_text(record, flag["field"]), flag["start"], flag["end"]
                 )
             flags.append(shown)
         out.append({**decision.to_dict(), "flags": flags})
@@ -105,7 +106,7 @@ def build_report(
 
 
 def report_from_governance(
-    batch: BatchGovernance, records: Mapping[str, Mapping[str, str]], *, batch_id: str | None = None
+    batch: BatchGovernance, records: Mapping[str, Mapping[str, Any]], *, batch_id: str | None = None
 ) -> dict[str, Any]:
     """:func:`build_report` for a batch just decided by the engine."""
     return build_report(
@@ -119,7 +120,7 @@ def report_from_governance(
 
 
 def report_from_event(
-    governed: Mapping[str, Any], records: Mapping[str, Mapping[str, str]]
+    governed: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
     """:func:`build_report` for a stored ``BatchGoverned`` payload (``event.model_dump()``)."""
     return build_report(

@@ -8,16 +8,29 @@ what ``BatchGoverned`` records; :class:`Assessment` carries the expensive per-re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.governance.flags import QualityFlag
+from ledger.canonical import record_history, record_texts
+
+
+def question_text(*, instruction: str, input: str, history: Sequence[tuple[str, str]] = ()) -> str:
+    """What an output answers, as coherence, novelty and search embed it: the instruction,
+    followed by the input when there is one; in a multi-turn record, followed by the earlier user
+    turns, the most recent first. The final question leads because the embedding models read
+    only a text's opening (about 256 tokens), and a follow-up ("and why?") is on topic only with
+    the questions before it."""
+    parts = [instruction, input, *(user for user, _ in reversed(history))]
+    return "\n".join(part for part in parts if part)
 
 
 @dataclass(frozen=True, slots=True)
 class GovernanceInput:
-    """One record to govern: its id, canonical text fields, and the intake redaction counts."""
+    """One record to govern: its id, canonical text fields, and the intake redaction counts.
+    ``system`` and ``history`` (earlier ``(user, assistant)`` turns, oldest first) are empty for a
+    single-turn record."""
 
     record_id: str
     instruction: str
@@ -26,10 +39,12 @@ class GovernanceInput:
     discipline: str
     language: str
     redactions: Mapping[str, int] = field(default_factory=dict)
+    system: str = ""
+    history: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_record(
-        cls, record_id: str, record: Mapping[str, str], redactions: Mapping[str, int] | None = None
+        cls, record_id: str, record: Mapping[str, Any], redactions: Mapping[str, int] | None = None
     ) -> GovernanceInput:
         """From a canonical record dict (``RecordEntry.record``) and its redaction counts."""
         return cls(
@@ -40,12 +55,39 @@ class GovernanceInput:
             discipline=record["discipline"],
             language=record["language"],
             redactions=dict(redactions or {}),
+            system=record.get("system") or "",
+            history=tuple(record_history(record)),
         )
 
     @property
     def question(self) -> str:
-        """What the output answers: the instruction, followed by the input when there is one."""
-        return f"{self.instruction}\n{self.input}" if self.input else self.instruction
+        """What the output answers (:func:`question_text`)."""
+        return question_text(instruction=self.instruction, input=self.input, history=self.history)
+
+    def texts(self) -> list[tuple[str, str]]:
+        """``(field, text)`` of every text, in dialogue order (see
+        :func:`ledger.canonical.record_texts`)."""
+        return record_texts(self.canonical_texts())
+
+    def dialogue(self) -> str:
+        """The conversation's turns, one per line, oldest first, the system prompt left out (it
+        says how to answer, not what the record teaches): the text term coverage reads. A
+        single-turn record's dialogue is its instruction, input and output."""
+        return "\n".join(text for name, text in self.texts() if name != "system")
+
+    def canonical_texts(self) -> dict[str, Any]:
+        """The record's text fields in canonical form (``system`` and ``history`` only when not
+        empty)."""
+        texts: dict[str, Any] = {
+            "instruction": self.instruction,
+            "input": self.input,
+            "output": self.output,
+        }
+        if self.system:
+            texts["system"] = self.system
+        if self.history:
+            texts["history"] = [list(pair) for pair in self.history]
+        return texts
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,19 @@ For one batch, in order (cheap checks first, so model time is spent only where i
 5. novelty, quality and contribution of accepted records, and the batch reward
    (docs/REWARDS.md).
 
+A multi-turn record (a ``system`` prompt, earlier ``history`` turns) is one record: the text checks
+read every turn (:mod:`ingest.governance.quality` says which check reads which turn), term
+coverage and near duplicates read the whole dialogue, and coherence compares the final output with
+its question in context (:func:`~ingest.governance.decisions.question_text`). A flag names the
+turn it is in (``history[0][1]``).
+
 Redactions made at intake appear as ``pii_redacted`` flags on the placeholders (``[PHONE]``) and as
-the ``pii_redacted`` reason; they never reject. By default, accepted records are added to the
-near-duplicate index at the end of :meth:`GovernanceEngine.govern` (re-governing the same records
-is harmless: a record never duplicates itself). A service that records decisions in a log splits
-the work: :meth:`GovernanceEngine.assess` (steps 1-2) once, then :meth:`GovernanceEngine.decide`
-(steps 3-5, no index writes) until its decision is appended against an unchanged index.
+the ``pii_redacted`` reason, in whichever turn they are; they never reject. By default, accepted
+records are added to the near-duplicate index at the end of :meth:`GovernanceEngine.govern`
+(re-governing the same records is harmless: a record never duplicates itself). A service that
+records decisions in a log splits the work: :meth:`GovernanceEngine.assess` (steps 1-2) once, then
+:meth:`GovernanceEngine.decide` (steps 3-5, no index writes) until its decision is appended
+against an unchanged index.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from ingest.governance.decisions import (
 from ingest.governance.dedup import DedupIndex, DedupItem, DuplicateMethod
 from ingest.governance.embeddings import Embedder, model_for_language
 from ingest.governance.errors import GovernanceInputError
-from ingest.governance.flags import FlagCode, FlagSeverity, QualityFlag
+from ingest.governance.flags import FlagCode, FlagSeverity, QualityFlag, field_rank
 from ingest.governance.policy import Policy, load_policy
 from ingest.governance.quality import QualityChecker
 from ingest.governance.storage import DEDUP_FILE, EMBEDDINGS_FILE, load_cache_key
@@ -202,12 +209,12 @@ class GovernanceEngine:
             output=record.output,
             language=record.language,
             limits=limits,
+            system=record.system,
+            history=record.history,
         )
         flags = list(assessment.flags)
         matcher = self.terms.matcher(record.discipline)
-        coverage = matcher.coverage(
-            "\n".join((record.instruction, record.input, record.output)), language=record.language
-        )
+        coverage = matcher.coverage(record.dialogue(), language=record.language)
         if coverage.score < thresholds.min_term_coverage:
             flags.append(
                 _whole_output(
@@ -368,7 +375,6 @@ class GovernanceEngine:
         duplicate_of: str | None,
         accepted: bool,
     ) -> RecordDecision:
-        order = {"instruction": 0, "input": 1, "output": 2}
         graded = [
             replace(
                 f,
@@ -376,7 +382,7 @@ class GovernanceEngine:
                 if self.policy.rejects(f.code)
                 else FlagSeverity.WARNING,
             )
-            for f in sorted(flags, key=lambda f: (order.get(f.field, 3), f.start, f.code.value))
+            for f in sorted(flags, key=lambda f: (field_rank(f.field), f.start, f.code.value))
         ]
         codes = {f.code for f in graded if f.severity is FlagSeverity.ERROR}
         if record.redactions and any(record.redactions.values()):
@@ -433,7 +439,7 @@ def _whole_output(record: GovernanceInput, code: FlagCode, message: str) -> Qual
 
 
 def _pii_flags(record: GovernanceInput) -> list[QualityFlag]:
-    """One ``pii_redacted`` flag per placeholder of a redacted type, in every field."""
+    """One ``pii_redacted`` flag per placeholder of a redacted type, in every field and turn."""
     types = [t for t, n in record.redactions.items() if n]
     if not types:
         return []
@@ -446,21 +452,12 @@ def _pii_flags(record: GovernanceInput) -> list[QualityFlag]:
             end=m.end(),
             message=f"{m.group()[1:-1]} replaced at intake",
         )
-        for name, text in (
-            ("instruction", record.instruction),
-            ("input", record.input),
-            ("output", record.output),
-        )
+        for name, text in record.texts()
         for m in pattern.finditer(text)
     ]
 
 
 def _dedup_item(record: GovernanceInput) -> DedupItem:
     # The same rule as an index rebuilt from the ledger's records, so both compare the same text.
-    fields = {
-        "instruction": record.instruction,
-        "input": record.input,
-        "output": record.output,
-        "language": record.language,
-    }
+    fields = {**record.canonical_texts(), "language": record.language}
     return DedupItem.from_record(record.record_id, fields)

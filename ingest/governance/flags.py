@@ -1,7 +1,10 @@
 """The flag vocabulary every governance signal speaks: codes, severities and the flag record.
 
 A flag says *what* is wrong with a record and *where*: ``text[start:end]`` of one field, offsets in
-Python string indices (code points), ``start`` inclusive, ``end`` exclusive. Text checks
+Python string indices (code points), ``start`` inclusive, ``end`` exclusive. A field is
+``instruction``, ``input`` or ``output``, and in a multi-turn record also ``system`` or one turn of
+the history, ``history[i][0]`` (the user) or ``history[i][1]`` (the assistant) of exchange ``i``
+(:func:`ledger.canonical.field_text` reads the text a field names). Text checks
 (:mod:`ingest.governance.quality`), term coverage, coherence, near duplicates and intake PII
 redaction all report flags; whether one rejects the record is the decision policy's business
 (:mod:`ingest.governance.policy`), which also sets the flag's severity.
@@ -9,10 +12,23 @@ redaction all report flags; whether one rejects the record is the decision polic
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+
+_MAIN_FIELDS = {"system": 0, "instruction": 2, "input": 3, "output": 4}
+_HISTORY_FIELD = re.compile(r"^history\[(\d+)\]\[([01])\]$")
+
+
+def field_rank(field: str) -> tuple[int, int, int]:
+    """Where a field comes in a record, for ordering flags: the system prompt, the history's turns
+    in order, then instruction, input and output (unknown fields last)."""
+    match = _HISTORY_FIELD.match(field)
+    if match is not None:
+        return 1, int(match.group(1)), int(match.group(2))
+    return _MAIN_FIELDS.get(field, 5), 0, 0
 
 
 class FlagCode(StrEnum):

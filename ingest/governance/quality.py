@@ -20,6 +20,13 @@ Checks (field in brackets):
   prose without terminal punctuation; the span is the last sentence.
 - ``logic_break`` (output): the output opens with a consequence connective (因此, 所以, 综上,
   therefore, thus, hence ...) with no premise before it; the span is the connective.
+
+A multi-turn record's system prompt and earlier turns are fields too (``system``,
+``history[i][0]`` for the user, ``history[i][1]`` for the assistant): ``garbled`` and
+``unbalanced_markup`` read every one of them, and each earlier assistant answer is also checked for
+``repetitive`` and ``truncated``, because the trainer learns every assistant turn. Length and
+``logic_break`` stay with the final output: an earlier answer may be a short reply ("Yes, exactly:
+…") and may open with "so", its premise being the turn before it.
 """
 
 from __future__ import annotations
@@ -27,11 +34,11 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ingest.governance.flags import FlagCode, QualityFlag
+from ingest.governance.flags import FlagCode, QualityFlag, field_rank
 
 if TYPE_CHECKING:
     from spacy.language import Language as SpacyLanguage
@@ -412,30 +419,83 @@ class QualityChecker:
         return [(s, s + len(text[s:e].rstrip())) for s, e in spans]
 
     def check(
-        self, *, instruction: str, input: str, output: str, language: str, limits: QualityLimits
+        self,
+        *,
+        instruction: str,
+        input: str,
+        output: str,
+        language: str,
+        limits: QualityLimits,
+        system: str = "",
+        history: Sequence[tuple[str, str]] = (),
     ) -> list[QualityFlag]:
-        """All flags for one record, ordered by field, then offset."""
+        """All flags for one record, ordered by field (dialogue order), then offset."""
         return self.assess(
-            instruction=instruction, input=input, output=output, language=language, limits=limits
+            instruction=instruction,
+            input=input,
+            output=output,
+            language=language,
+            limits=limits,
+            system=system,
+            history=history,
         ).flags
 
     def assess(
-        self, *, instruction: str, input: str, output: str, language: str, limits: QualityLimits
+        self,
+        *,
+        instruction: str,
+        input: str,
+        output: str,
+        language: str,
+        limits: QualityLimits,
+        system: str = "",
+        history: Sequence[tuple[str, str]] = (),
     ) -> QualityAssessment:
-        """Flags for one record (ordered by field, then offset) and the output's measurements."""
+        """Flags for one record (ordered by field in dialogue order, then offset) and the final
+        output's measurements. ``system`` and ``history`` are a multi-turn record's system
+        prompt and earlier ``(user, assistant)`` turns."""
+        fields: list[tuple[str, str]] = [("system", system)] if system else []
+        for turn, (user, assistant) in enumerate(history):
+            fields += [(f"history[{turn}][0]", user), (f"history[{turn}][1]", assistant)]
+        fields += [("instruction", instruction), ("input", input), ("output", output)]
         flags: list[QualityFlag] = []
-        for name, text in (("instruction", instruction), ("input", input), ("output", output)):
+        for name, text in fields:
             garbled = _garbled_spans(text, limits.max_unusual_symbol_ratio)
             flags.extend(_capped(name, FlagCode.GARBLED, garbled))
             flags.extend(_capped(name, FlagCode.UNBALANCED_MARKUP, _markup_spans(text)))
+        for turn, (_, answer) in enumerate(history):
+            flags.extend(self._answer_flags(answer, f"history[{turn}][1]", language, limits))
         size = length_units(output, language)
         rep = repetition(
             output, language=language, n=limits.repeat_ngram, min_tokens=limits.min_repeat_tokens
         )
         flags.extend(self._output_flags(output, language, limits, size, rep))
-        order = {"instruction": 0, "input": 1, "output": 2}
-        flags.sort(key=lambda f: (order[f.field], f.start, f.code.value))
+        flags.sort(key=lambda f: (field_rank(f.field), f.start, f.code.value))
         return QualityAssessment(flags=flags, length=size, repeat_ratio=rep.ratio)
+
+    def _answer_flags(
+        self, text: str, field: str, language: str, limits: QualityLimits
+    ) -> Iterator[QualityFlag]:
+        """``repetitive`` and ``truncated`` for an earlier assistant turn."""
+        rep = repetition(
+            text, language=language, n=limits.repeat_ngram, min_tokens=limits.min_repeat_tokens
+        )
+        yield from self._repeat_and_ending(text, field, language, limits, rep)
+
+    def _repeat_and_ending(
+        self, text: str, field: str, language: str, limits: QualityLimits, rep: Repetition
+    ) -> Iterator[QualityFlag]:
+        if rep.ratio > limits.max_repeat_ratio and rep.span is not None:
+            message = (
+                f"{rep.ratio:.0%} of {limits.repeat_ngram}-grams repeat, "
+                f"maximum {limits.max_repeat_ratio:.0%}"
+            )
+            yield _flag(FlagCode.REPETITIVE, *rep.span, message, field=field)
+        problem = _ending_problem(text)
+        if problem is not None:
+            sents = self.sentences(text, language=language)
+            start = sents[-1][0] if sents else 0
+            yield _flag(FlagCode.TRUNCATED, start, len(text.rstrip()), problem, field=field)
 
     def _output_flags(
         self, text: str, language: str, limits: QualityLimits, size: int, rep: Repetition
@@ -449,17 +509,7 @@ class QualityChecker:
             yield _flag(
                 FlagCode.TOO_LONG, 0, len(text), f"{size} {unit}, maximum {limits.max_length}"
             )
-        if rep.ratio > limits.max_repeat_ratio and rep.span is not None:
-            message = (
-                f"{rep.ratio:.0%} of {limits.repeat_ngram}-grams repeat, "
-                f"maximum {limits.max_repeat_ratio:.0%}"
-            )
-            yield _flag(FlagCode.REPETITIVE, *rep.span, message)
-        problem = _ending_problem(text)
-        if problem is not None:
-            sents = self.sentences(text, language=language)
-            start = sents[-1][0] if sents else 0
-            yield _flag(FlagCode.TRUNCATED, start, len(text.rstrip()), problem)
+        yield from self._repeat_and_ending(text, "output", language, limits, rep)
         opening = _LEADING_MARKERS.match(text)
         at = opening.end() if opening else 0
         pattern = _EN_CONNECTIVE if re.match(r"[A-Za-z]", text[at : at + 1]) else _ZH_CONNECTIVE
@@ -473,8 +523,10 @@ class QualityChecker:
             )
 
 
-def _flag(code: FlagCode, start: int, end: int, message: str) -> QualityFlag:
-    return QualityFlag(code=code, field="output", start=start, end=end, message=message)
+def _flag(
+    code: FlagCode, start: int, end: int, message: str, *, field: str = "output"
+) -> QualityFlag:
+    return QualityFlag(code=code, field=field, start=start, end=end, message=message)
 
 
 def _capped(field: str, code: FlagCode, spans: list[tuple[int, int, str]]) -> list[QualityFlag]:

@@ -27,6 +27,7 @@ score (normalized BM25 and calibrated cosine), or by reciprocal rank; see
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ingest.governance.decisions import question_text as governed_question
 from ingest.language import detect_language
 from ingest.search.errors import InvalidQuery
 from ingest.search.fusion import (
@@ -46,6 +48,7 @@ from ingest.search.fusion import (
 )
 from ingest.search.store import SearchDocument, SearchStore
 from ingest.search.tokenize import term_list
+from ledger.canonical import record_history
 
 MAX_QUERY_CHARS = 500
 MAX_LIMIT = 100
@@ -114,7 +117,7 @@ class IndexedRecord:
     record_id: str
     batch_id: str
     institution_id: str
-    record: Mapping[str, str]
+    record: Mapping[str, Any]
     quality: float | None
 
 
@@ -148,11 +151,15 @@ class SearchHit:
         return {"lexical": self.lexical_rank, "embedding": self.embedding_rank, "fused": self.rank}
 
 
-def question_text(record: Mapping[str, str]) -> str:
+def question_text(record: Mapping[str, Any]) -> str:
     """The text a record is embedded as: what governance embeds as its question (the
-    instruction, followed by the input when there is one)."""
-    instruction, extra = record.get("instruction", ""), record.get("input", "")
-    return f"{instruction}\n{extra}" if extra else instruction
+    instruction, followed by the input when there is one, then a multi-turn record's earlier
+    user turns; see :func:`ingest.governance.decisions.question_text`)."""
+    return governed_question(
+        instruction=record.get("instruction", ""),
+        input=record.get("input", ""),
+        history=record_history(record),
+    )
 
 
 def query_terms(query: str) -> list[str]:
@@ -258,7 +265,11 @@ class SearchIndex:
         out = []
         for i, item in enumerate(records):
             r = item.record
-            text = "\n".join(r.get(name, "") for name in ("instruction", "input", "output"))
+            # Every turn of a multi-turn record is searchable; spans stay on the last exchange.
+            earlier = [text for pair in record_history(r) for text in pair]
+            text = "\n".join(
+                [*earlier, *(r.get(name, "") for name in ("instruction", "input", "output"))]
+            )
             language = r.get("language", "en")
             out.append(
                 SearchDocument(
@@ -449,6 +460,9 @@ class SearchIndex:
         vocabulary: dict[str, int] = {}
         if docs:
             import bm25s
+
+            # bm25s sets its own logger to DEBUG at import; its progress notes are not ours to show.
+            logging.getLogger("bm25s").setLevel(logging.WARNING)
 
             bm25 = bm25s.BM25()
             # bm25s cannot index an empty document list; a record without terms gets a marker

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    PlainValidator,
     ValidationError,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
-from ledger.canonical import canonical_record, record_hash
+from ledger.canonical import RecordValue, canonical_record, record_hash
 from ledger.errors import LedgerError
 from ledger.ids import record_id_for_leaf
 from ledger.merkle import MerkleError, StandardMerkleTree, leaf_hash, parse_bytes32, to_hex
@@ -74,6 +76,44 @@ Integer = Annotated[int, BeforeValidator(_integer)]
 """A JSON integer (pydantic's lax mode would also take booleans and numeric strings)."""
 
 
+def _record_value(value: object) -> object:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        # pydantic's own error for a field that is not a string: its message quotes nothing.
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    if all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(text, str) for text in pair)
+        for pair in value
+    ):
+        return value
+    raise ValueError("must be an array of [user, assistant] string pairs (history)")
+
+
+BundleRecordValue = Annotated[
+    RecordValue,
+    PlainValidator(_record_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                },
+            ]
+        }
+    ),
+]
+"""A canonical record field as a bundle holds it; whether the record as a whole is canonical is
+the ``record_fields`` check of verification, not a format error."""
+
+
 class ProofBundle(BaseModel):
     """One record's proof of inclusion in an anchored batch (JSON: ``to_json`` / ``from_json``).
 
@@ -87,8 +127,8 @@ class ProofBundle(BaseModel):
     batch_id: str
     record_id: str | None = None
     """``rec_`` + the first 20 hex digits of the leaf (see ``ledger.ids``)."""
-    record: dict[str, str]
-    """The canonical record fields, as hashed."""
+    record: dict[str, BundleRecordValue]
+    """The canonical record fields, as hashed (``system`` and ``history`` only when present)."""
     salt: Hex32
     record_hash: Hex32
     leaf: Hex32
@@ -107,7 +147,7 @@ class ProofBundle(BaseModel):
         *,
         tree: StandardMerkleTree,
         index: int,
-        record: Mapping[str, str],
+        record: Mapping[str, Any],
         salt: bytes,
         batch_id: str,
         metadata_hash: bytes | None = None,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ledger.audit.bundle import ProofBundle
 from ledger.audit.verification import Check, VerificationReport, abbrev
-from ledger.canonical import CANONICAL_FIELDS, CanonicalError, canonical_record, record_hash
+from ledger.canonical import (
+    CANONICAL_FIELDS,
+    CanonicalError,
+    canonical_record,
+    record_hash,
+    record_texts,
+)
 from ledger.ids import record_id_for_leaf
 from ledger.merkle import leaf_hash, parse_bytes32, process_proof
 
@@ -23,14 +30,28 @@ _ACCIDENTAL_EDITS: tuple[tuple[str, Callable[[str], str]], ...] = (
 )
 
 
-def _diagnose_record(fields: Mapping[str, str], expected: bytes) -> str | None:
-    """The single field and accidental edit whose undoing makes the record hash to ``expected``."""
-    for name in CANONICAL_FIELDS:
+def _diagnose_record(fields: Mapping[str, Any], expected: bytes) -> str | None:
+    """The single text (a field, or one turn of ``history``) and accidental edit whose undoing
+    makes the record hash to ``expected``."""
+    texts = [(name, fields[name]) for name in CANONICAL_FIELDS] + [
+        (name, text) for name, text in record_texts(fields) if name not in CANONICAL_FIELDS
+    ]
+    for name, text in texts:
         for label, undo in _ACCIDENTAL_EDITS:
-            candidate = undo(fields[name])
-            if candidate != fields[name] and record_hash({**fields, name: candidate}) == expected:
+            candidate = undo(text)
+            if candidate != text and record_hash(_with_text(fields, name, candidate)) == expected:
                 return f"field {name!r} differs from the committed text only in {label}"
     return None
+
+
+def _with_text(fields: Mapping[str, Any], name: str, text: str) -> dict[str, Any]:
+    """``fields`` with the text at ``name`` (``output``, ``history[1][0]``) replaced."""
+    if not name.startswith("history["):
+        return {**fields, name: text}
+    turn, side = (int(part) for part in name[len("history[") : -1].split("]["))
+    history = [list(pair) for pair in fields["history"]]
+    history[turn][side] = text
+    return {**fields, "history": history}
 
 
 def verify_offline(bundle: ProofBundle) -> VerificationReport:
@@ -73,7 +94,7 @@ def offline_checks(bundle: ProofBundle) -> list[Check]:
             Check(
                 "record_fields",
                 True,
-                f"the record has exactly the {len(CANONICAL_FIELDS)} canonical fields, all strings",
+                _fields_summary(fields),
             )
         )
         computed_hash = record_hash(fields)
@@ -168,3 +189,18 @@ def offline_checks(bundle: ProofBundle) -> list[Check]:
             )
         )
     return checks
+
+
+def _fields_summary(fields: Mapping[str, Any]) -> str:
+    extras = []
+    if "system" in fields:
+        extras.append("a system prompt")
+    if "history" in fields:
+        n = len(fields["history"])
+        extras.append(f"{n} earlier exchange{'s' if n != 1 else ''} in history")
+    if not extras:
+        return f"the record has exactly the {len(CANONICAL_FIELDS)} canonical fields, all strings"
+    return (
+        f"the record has the {len(CANONICAL_FIELDS)} canonical string fields plus "
+        f"{' and '.join(extras)}, all of canonical types"
+    )

@@ -52,7 +52,9 @@ class RecordBody:
 
     record_id: str
     batch_id: str
-    record: dict[str, str]
+    record: dict[str, Any]
+    """The canonical record (:func:`ledger.canonical.canonical_record`): strings, and
+    ``history`` as string pairs when present."""
     salt: str
     """0x-prefixed 32-byte hex."""
     record_hash: str
@@ -78,10 +80,17 @@ class RecordBody:
         return cls(
             record_id=str(data["record_id"]),
             batch_id=str(data["batch_id"]),
-            record={str(k): str(v) for k, v in data["record"].items()},
+            record={str(k): _field(v) for k, v in data["record"].items()},
             salt=str(data["salt"]),
             record_hash=str(data["record_hash"]),
         )
+
+
+def _field(value: Any) -> Any:
+    """A stored field as it was written: a string, or ``history``'s list of string pairs."""
+    if isinstance(value, list):
+        return [[str(text) for text in pair] for pair in value]
+    return str(value)
 
 
 class RecordStore(ABC):

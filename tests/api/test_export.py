@@ -22,7 +22,6 @@ from api.app import ApiSettings, create_app
 from api.composition import Parts
 from api.services.export import LLAMAFACTORY_DATASET, ExportFormat, export_files
 from ledger.batching import RecordInput
-from ledger.canonical import CanonicalError
 from ledger.events import BatchAnchored, BatchGoverned
 from ledger.ids import batch_stream
 from ledger.settings import LedgerSettings
@@ -82,6 +81,127 @@ def test_every_layout_carries_a_dialogue_in_order() -> None:
     assert again == files
 
 
+# -- a dialogue in each submitted shape, through intake, the ledger and every export ----------
+
+SOURCE_TURNS = [
+    ("What does a parity bit detect?", "Any single flipped bit of the protected word."),
+    ("Can it correct that error?", "No: it tells that a bit flipped, not which one."),
+    ("What can correct it?", "A Hamming code, whose syndrome points at the flipped bit."),
+]
+SOURCE_SYSTEM = "You tutor a channel coding course."
+
+
+def dialogue_files(folder: Path) -> dict[str, Path]:
+    """The same dialogue written as ShareGPT, OpenAI-style messages and Alpaca with history."""
+    meta = {"discipline": "information_theory", "task_type": "teaching_dialogue"}
+    sharegpt = {
+        "conversations": [{"from": "system", "value": SOURCE_SYSTEM}]
+        + [
+            {"from": tag, "value": text}
+            for user, answer in SOURCE_TURNS
+            for tag, text in (("human", user), ("gpt", answer))
+        ],
+        **meta,
+    }
+    messages = {
+        "messages": [{"role": "system", "content": SOURCE_SYSTEM}]
+        + [
+            {"role": role, "content": text}
+            for user, answer in SOURCE_TURNS
+            for role, text in (("user", user), ("assistant", answer))
+        ],
+        **meta,
+    }
+    alpaca = {
+        "instruction": SOURCE_TURNS[-1][0],
+        "input": "",
+        "output": SOURCE_TURNS[-1][1],
+        "system": SOURCE_SYSTEM,
+        "history": [list(pair) for pair in SOURCE_TURNS[:-1]],
+        **meta,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, item in (("sharegpt", sharegpt), ("messages", messages), ("alpaca", alpaca)):
+        path = folder / f"{name}.jsonl"
+        path.write_text(json.dumps(item) + "\n", encoding="utf-8")
+        files[name] = path
+    files["alpaca_array"] = folder / "alpaca.json"
+    files["alpaca_array"].write_text(json.dumps([alpaca], indent=2), encoding="utf-8")
+    return files
+
+
+def exported_turns(fmt: ExportFormat, files: dict[str, bytes]) -> list[tuple[str, list[Any]]]:
+    """``(system, [(user, assistant), ...])`` of every row of an export."""
+    if fmt is ExportFormat.SHAREGPT:
+        out = []
+        for row in json.loads(files["data.json"]):
+            turns = row["conversations"]
+            system = turns[0]["value"] if turns[0]["from"] == "system" else ""
+            rest = [t["value"] for t in turns if t["from"] != "system"]
+            out.append((system, list(zip(rest[::2], rest[1::2], strict=True))))
+        return out
+    if fmt is ExportFormat.HF:
+        rows = [json.loads(line) for line in files["data/train.jsonl"].splitlines()]
+    else:
+        name = f"{LLAMAFACTORY_DATASET}.json" if fmt is ExportFormat.LLAMAFACTORY else "data.json"
+        rows = json.loads(files[name])
+    return [
+        (
+            row["system"],
+            [tuple(pair) for pair in row["history"]]
+            + [("\n".join(p for p in (row["instruction"], row["input"]) if p), row["output"])],
+        )
+        for row in rows
+    ]
+
+
+def test_a_dialogue_in_each_shape_exports_with_its_turns(tmp_path: Path) -> None:
+    from api.services.export import ExportRequest, ExportService
+    from ingest.intake import read_batch
+    from tests.ledger.test_application import anchor, close, open_ledger, register_bupt
+
+    ledger = open_ledger(tmp_path / "events.db", tmp_path / "state.db")
+    register_bupt(ledger)
+    for path in dialogue_files(tmp_path / "in").values():
+        intake = read_batch(path, institution_id="bupt")
+        assert intake.ok, intake.summary()
+        submitted = ledger.submit_batch(
+            institution_id="bupt",
+            source_name=path.name,
+            records=[
+                RecordInput(canonical=r.canonical(), source_line=r.line) for r in intake.records
+            ],
+            policy_version="test-1",
+        )
+        ledger.append(
+            batch_stream(submitted.batch_id),
+            [
+                BatchGoverned(
+                    batch_id=submitted.batch_id,
+                    institution_id="bupt",
+                    policy_version="test-1",
+                    accepted_record_ids=list(submitted.record_ids),
+                    rejected={},
+                    decisions=[],
+                    contribution_score=1.0,
+                    reward_wei="0",
+                )
+            ],
+        )
+        anchor(ledger, submitted.batch_id)
+    expected = (SOURCE_SYSTEM, [tuple(pair) for pair in SOURCE_TURNS])
+    service = ExportService(ledger=ledger)
+    for fmt in ExportFormat:
+        export = service.build(ExportRequest(format=fmt))
+        assert export.record_count == 4
+        assert exported_turns(fmt, export.files) == [expected] * 4, fmt
+    # Every shape gave the same canonical record, so the same hash.
+    hashes = {ledger.record(r.record_id).record_hash for r, _ in ledger.accepted_feed()}
+    assert len(hashes) == 1
+    close(ledger)
+
+
 @pytest.fixture(scope="module")
 def keys(ledger_settings: LedgerSettings) -> TestKeys:
     return issue_keys(ledger_settings)
@@ -104,12 +224,7 @@ def corpus(ledger_settings: LedgerSettings) -> dict[str, Any]:
                 policy_version="test-1",
             )
 
-        try:
-            submitted = submit({**canonical(9000, "bupt"), **MULTI_TURN})
-            multi_turn = True
-        except CanonicalError:  # a ledger whose records are single-turn only
-            submitted = submit(canonical(9000, "bupt"))
-            multi_turn = False
+        submitted = submit({**canonical(9000, "bupt"), **MULTI_TURN})
         (multi,) = submitted.record_ids
         stream = batch_stream(submitted.batch_id)
         ledger.append(
@@ -142,7 +257,7 @@ def corpus(ledger_settings: LedgerSettings) -> dict[str, Any]:
             ],
         )
     live = bupt[1:] + xidian + [multi]
-    return {"live": live, "erased": bupt[0], "multi": multi, "multi_turn": multi_turn}
+    return {"live": live, "erased": bupt[0], "multi": multi}
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +271,7 @@ def client(
 
 def turns_of(corpus: dict[str, Any]) -> tuple[str, list[list[str]]]:
     """The system prompt and history the dialogue record was stored with."""
-    if corpus["multi_turn"]:
-        return MULTI_TURN["system"], MULTI_TURN["history"]  # type: ignore[return-value]
-    return "", []
+    return MULTI_TURN["system"], MULTI_TURN["history"]  # type: ignore[return-value]
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

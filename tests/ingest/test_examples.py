@@ -203,3 +203,23 @@ def test_sample_corpus_carries_no_planted_pii() -> None:
     assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.-]+", text)
     assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text)
     assert not re.search(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# multiturn_sharegpt.jsonl
+# ---------------------------------------------------------------------------------------------
+
+
+def test_multiturn_examples_are_clean_dialogues_of_every_discipline() -> None:
+    result = read("multiturn_sharegpt.jsonl")
+    assert result.format is BatchFormat.JSONL and result.issues == ()
+    lines = lines_of("multiturn_sharegpt.jsonl")
+    assert len(result.records) == len(lines) and 6 <= len(lines) <= 10
+    assert all("conversations" in json.loads(line) for line in lines)
+    fields = [r.fields for r in result.records]
+    assert {f.discipline for f in fields} == set(Discipline)
+    assert {f.language for f in fields} == {Language.ZH, Language.EN}
+    assert all(2 <= len(f.history) + 1 <= 4 for f in fields)
+    dialogues = Counter(f.task_type for f in fields)
+    assert dialogues[TaskType.TEACHING_DIALOGUE] > len(fields) / 2
+    assert any(f.system for f in fields) and not all(f.system for f in fields)

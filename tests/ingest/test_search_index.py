@@ -231,6 +231,23 @@ def test_filters(ledger: CorpusLedger, corpus: dict[str, str], embedder: Embedde
     assert len(index.search(query, limit=2)) == 2
 
 
+def test_every_turn_of_a_dialogue_is_searchable(ledger: CorpusLedger, embedder: Embedder) -> None:
+    dialogue = {
+        **EN_FOURIER,
+        "system": "You tutor a signals course.",
+        "history": [
+            ["What is a periodogram?", "A spectrum estimate from the squared magnitude of a DFT."]
+        ],
+    }
+    (rid,) = submit_governed(ledger, [dialogue])
+    index = SearchIndex(encoder=embedder)
+    sync_index(index, ledger)
+    hits = index.search("periodogram", mode=SearchMode.LEXICAL)
+    assert ids(hits) == [rid]
+    # The system prompt says how to answer, not what the record holds: it is not indexed.
+    assert index.search("tutor", mode=SearchMode.LEXICAL) == []
+
+
 def test_bad_queries_name_the_field(embedder: Embedder) -> None:
     index = SearchIndex(encoder=embedder)
     cases: list[tuple[dict[str, Any], str]] = [

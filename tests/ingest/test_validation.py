@@ -196,7 +196,8 @@ def test_unknown_field_is_a_warning_and_the_record_is_kept() -> None:
     ]
     assert batch.issues[0].message == (
         "sample.jsonl:1: field 'id': unknown field, ignored "
-        "(accepted fields are instruction, input, output, discipline, task_type, license)"
+        "(accepted fields are instruction, input, output, system, history, conversations, "
+        "messages, discipline, task_type, license)"
     )
     assert batch.issues[1].message == (
         "sample.jsonl:1: field 'language': unknown field, ignored "
@@ -214,7 +215,8 @@ def test_other_unknown_fields_are_counted_without_their_names() -> None:
     assert batch.issues[1].message == (
         "sample.jsonl:1: 3 unknown fields ignored (names not repeated: a field name may be "
         "personal data); among them, instruction written in another case or with spaces or "
-        "dashes; accepted fields are instruction, input, output, discipline, task_type, license"
+        "dashes; accepted fields are instruction, input, output, system, history, "
+        "conversations, messages, discipline, task_type, license"
     )
     one = only_issue(validate(VALID | {"wang_fang": "x"}))
     assert one.message.startswith("sample.jsonl:1: 1 unknown field ignored (names not repeated")

@@ -3,6 +3,7 @@ online verification against a real AcademicLedger (eth-tester, and anvil when in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ def make_records(n: int, *, tag: str = "") -> list[dict[str, str]]:
 @dataclass(frozen=True)
 class Batch:
     batch_id: str
-    records: list[dict[str, str]]
+    records: list[dict[str, Any]]
     salts: list[bytes]
     tree: StandardMerkleTree
     metadata_hash: bytes
@@ -75,8 +76,22 @@ class Batch:
         )
 
 
-def make_batch(n: int, *, tag: str = "") -> Batch:
-    records = make_records(n, tag=tag)
+def with_turns(record: dict[str, Any], i: int) -> dict[str, Any]:
+    """``record`` as the last exchange of a dialogue: a system prompt and two earlier turns."""
+    return {
+        **record,
+        "system": "你是信息论课程的助教。",
+        "history": [
+            ["什么是信息熵？", f"信息熵是信源的平均不确定性。\n例 {i}。"],
+            ["熵的单位是什么？", "以 2 为底取对数时单位是比特。"],
+        ],
+    }
+
+
+def make_batch(n: int, *, tag: str = "", turns: bool = False) -> Batch:
+    records: list[dict[str, Any]] = make_records(n, tag=tag)
+    if turns:
+        records = [with_turns(r, i) for i, r in enumerate(records)]
     salts = [new_salt() for _ in records]
     tree = StandardMerkleTree.of([(record_hash(r), s) for r, s in zip(records, salts, strict=True)])
     manifest = batch_manifest(
@@ -229,6 +244,40 @@ def test_accidental_line_ending_change_names_the_field(batch: Batch) -> None:
     assert "field 'output' differs from the committed text only in line endings" in (
         report.check("record_hash").reason
     )
+
+
+def test_a_dialogue_bundle_verifies_offline_and_names_a_changed_turn(tmp_path: Path) -> None:
+    dialogue = make_batch(3, tag="dialogue", turns=True)
+    bundle = dialogue.bundle(1)
+    path = tmp_path / "bundle.json"
+    path.write_text(bundle.to_json(), encoding="utf-8")
+    loaded = load_bundle(path)
+    assert loaded == bundle and loaded.record["history"] == dialogue.records[1]["history"]
+    report = verify_offline(loaded)
+    assert report.ok, report.render()
+    assert report.check("record_fields").reason == (
+        "the record has the 8 canonical string fields plus a system prompt and 2 earlier "
+        "exchanges in history, all of canonical types"
+    )
+    # The documented independent recomputation (Python's standard library) works on dialogues.
+    record = json.loads(path.read_text(encoding="utf-8"))["record"]
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert "0x" + hashlib.sha256(text.encode()).hexdigest() == bundle.record_hash
+
+    history = [list(pair) for pair in bundle.record["history"]]
+    history[0][1] = history[0][1].replace("\n", "\r\n")
+    crlf = verify_offline(tampered(bundle, record={**bundle.record, "history": history}))
+    assert failed_names(crlf) == ["record_hash"]
+    assert "field 'history[0][1]' differs from the committed text only in line endings" in (
+        crlf.check("record_hash").reason
+    )
+    dropped = {k: v for k, v in bundle.record.items() if k != "history"}
+    assert failed_names(verify_offline(tampered(bundle, record=dropped))) == ["record_hash"]
+    empty = verify_offline(tampered(bundle, record={**bundle.record, "system": ""}))
+    assert failed_names(empty) == ["record_fields", "record_hash"]
+    assert "'system' is empty" in empty.check("record_fields").reason
+    with pytest.raises(BundleFormatError, match=r"record\.history: .*pairs"):
+        tampered(bundle, record={**bundle.record, "history": [["only a question"]]})
 
 
 def test_missing_record_field_is_named(batch: Batch) -> None:
@@ -468,6 +517,24 @@ def test_bundle_of_another_batch_with_this_batch_id(anchored: Anchored) -> None:
     report = verify_online(bundle, academic=anchored.academic)
     assert "anchored_root" in failed_names(report)
     assert "verify_record" in failed_names(report)
+
+
+def test_a_dialogue_bundle_verifies_online(anchored: Anchored) -> None:
+    from ledger.chain.accounts import dev_accounts
+
+    dialogue = make_batch(2, tag="dialogue", turns=True)
+    tx = _anchor(anchored.academic.with_signer(dev_accounts().submitter), dialogue)
+    for i in range(len(dialogue.records)):
+        bundle = dialogue.bundle(
+            i,
+            chain_id=anchored.academic.chain.chain_id,
+            contract_address=anchored.academic.address,
+            tx_hash=tx.tx_hash,
+            block_number=tx.block_number,
+        )
+        report = verify_online(ProofBundle.from_json(bundle.to_json()), academic=anchored.academic)
+        assert report.ok, report.render()
+        assert [c.name for c in report.checks] == OFFLINE_CHECKS + ONLINE_CHECKS
 
 
 def test_unanchored_bundle_verifies_offline_only(anchored: Anchored) -> None:

@@ -13,13 +13,16 @@ import pytest
 from ledger.canonical import (
     CANONICAL_FIELDS,
     CANONICAL_SCHEMA_VERSION,
+    OPTIONAL_FIELDS,
     CanonicalError,
     batch_manifest,
     canonical_record,
+    field_text,
     jcs,
     metadata_hash,
     new_salt,
     record_hash,
+    record_texts,
 )
 
 RECORD = {
@@ -192,3 +195,109 @@ def test_batch_manifest_rejects_broken_contracts(
 def test_metadata_hash_rejects_values_without_canonical_json() -> None:
     with pytest.raises(CanonicalError, match="RFC 8785"):
         metadata_hash({"too_big": 2**60})
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-turn records
+# ---------------------------------------------------------------------------------------------
+
+DIALOGUE = {
+    **RECORD,
+    "system": "你是信息论课程的助教。",
+    "history": [["什么是信道容量？", "信道容量是可靠传输的最大速率。"]],
+}
+
+
+def test_a_single_turn_record_keeps_its_bytes_and_hash() -> None:
+    # The test vector above, written before records could have turns, is unchanged; so is the
+    # canonical form: no system or history key appears when there is none.
+    assert list(canonical_record(RECORD)) == list(CANONICAL_FIELDS)
+    assert jcs(canonical_record(RECORD)) == RECORD_JCS
+    assert record_hash(RECORD).hex() == RECORD_SHA256
+    assert CANONICAL_FIELDS == (
+        "instruction",
+        "input",
+        "output",
+        "discipline",
+        "task_type",
+        "language",
+        "license",
+        "institution_id",
+    )
+    assert CANONICAL_SCHEMA_VERSION == 1
+
+
+def test_a_dialogue_hashes_its_system_prompt_and_every_turn() -> None:
+    record = canonical_record(DIALOGUE)
+    assert list(record) == [*CANONICAL_FIELDS, *OPTIONAL_FIELDS]
+    expected = (
+        '{"discipline":"information_theory",'
+        '"history":[["什么是信道容量？","信道容量是可靠传输的最大速率。"]],'
+        '"input":"","institution_id":"bupt",'
+    ).encode()
+    assert jcs(record).startswith(expected)
+    assert b'"system":"\xe4\xbd\xa0' in jcs(record)
+    base = record_hash(DIALOGUE)
+    assert base != record_hash(RECORD)
+    changes = [
+        {"system": DIALOGUE["system"] + " "},
+        {"history": [["什么是信道容量？", "信道容量是可靠传输的最大速率"]]},
+        {"history": [["什么是信道容量?", "信道容量是可靠传输的最大速率。"]]},
+        {"history": [*DIALOGUE["history"], ["再问一次", "再答一次"]]},
+        {"history": [list(reversed(DIALOGUE["history"][0]))]},
+    ]
+    for change in changes:
+        assert record_hash({**DIALOGUE, **change}) != base, change
+    no_system = {k: v for k, v in DIALOGUE.items() if k != "system"}
+    assert record_hash(no_system) not in {base, record_hash(RECORD)}
+    # A tuple of tuples is the same record as the list of lists JSON decodes to.
+    as_tuples = {**DIALOGUE, "history": (("什么是信道容量？", "信道容量是可靠传输的最大速率。"),)}
+    assert record_hash(as_tuples) == base
+
+
+def test_python_json_with_sorted_keys_reproduces_jcs_for_dialogues() -> None:
+    text = json.dumps(DIALOGUE, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert text.encode() == jcs(canonical_record(DIALOGUE))
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+def test_jq_reproduces_the_hash_of_a_dialogue() -> None:
+    out = subprocess.run(
+        ["jq", "-cjS", "."],
+        input=json.dumps(DIALOGUE).encode("ascii"),
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert hashlib.sha256(out).digest() == record_hash(DIALOGUE)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"system": ""}, "'system' is empty"),
+        ({"history": []}, "'history' is empty"),
+        ({"system": 3}, "'system' must be a string, got int"),
+        ({"history": "问与答"}, "'history' must be an array of \\[user, assistant\\] pairs"),
+        ({"history": [["只有问题"]]}, r"'history\[0\]' must be a \[user, assistant\] pair"),
+        ({"history": [["问", "答"], ["问", None]]}, r"'history\[1\]' must be"),
+        ({"turns": []}, "non-canonical field.*turns.*optionally system, history"),
+    ],
+)
+def test_optional_fields_are_checked(change: dict[str, object], message: str) -> None:
+    with pytest.raises(CanonicalError, match=message):
+        record_hash({**DIALOGUE, **change})
+
+
+def test_the_texts_of_a_record_in_dialogue_order() -> None:
+    assert record_texts(DIALOGUE) == [
+        ("system", DIALOGUE["system"]),
+        ("history[0][0]", "什么是信道容量？"),
+        ("history[0][1]", "信道容量是可靠传输的最大速率。"),
+        ("instruction", RECORD["instruction"]),
+        ("input", ""),
+        ("output", RECORD["output"]),
+    ]
+    assert [name for name, _ in record_texts(RECORD)] == ["instruction", "input", "output"]
+    for name, text in record_texts(DIALOGUE):
+        assert field_text(DIALOGUE, name) == text
+    assert field_text(DIALOGUE, "history[3][0]") == "" and field_text(RECORD, "system") == ""

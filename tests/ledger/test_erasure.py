@@ -15,7 +15,8 @@ from ledger.eventlog.sqlite import SQLiteEventLog
 from ledger.events import ZERO_HASH, CorpusBatchSubmitted, Envelope, envelope_hash
 from ledger.ids import batch_stream
 from ledger.projections.batches import RecordStatus
-from ledger.recordstore import SqliteRecordStore
+from ledger.projections.feed import FeedCursor, FeedFilter
+from ledger.recordstore import RecordBody, SqliteRecordStore
 from ledger.reseal import ResealError, reseal_sqlite_log
 from tests.ledger.test_application import (
     anchor,
@@ -100,6 +101,52 @@ def test_erasure_removes_text_salt_and_hash_from_every_file(home: Path) -> None:
     assert reopened.record(victim).status == RecordStatus.ERASED
     assert reopened.replay().equal
     close(reopened)
+
+
+def test_a_dialogue_is_stored_fed_proved_and_erased_turn_by_turn(home: Path) -> None:
+    ledger = open_home(home)
+    register_bupt(ledger)
+    dialogue = {
+        **canonical(7),
+        "system": "You tutor a channel coding course.",
+        "history": [
+            ["What does a parity bit detect?", "Any single flipped bit in the protected word."],
+            ["Can it correct the error too?", "No: it says that a bit flipped, not which one."],
+        ],
+    }
+    submitted = ledger.submit_batch(
+        institution_id="bupt",
+        source_name="dialogue.jsonl",
+        records=[RecordInput(canonical=dialogue), RecordInput(canonical=canonical(8))],
+        policy_version="test-1",
+    )
+    govern(ledger, submitted.batch_id)  # accepts the dialogue, rejects the last record
+    anchor(ledger, submitted.batch_id)
+    victim = submitted.record_ids[0]
+    assert ledger.record(victim).record == dialogue
+    (fed,) = [view for view, _ in ledger.accepted_feed()]
+    assert fed.record == dialogue
+    page = ledger.feed_page(after=FeedCursor(), limit=10, where=FeedFilter())
+    assert [item.record for item in page.items] == [dialogue]
+    bundle = ledger.proof(victim)
+    assert bundle.record["history"] == dialogue["history"] and verify_offline(bundle).ok
+    close(ledger)
+
+    ledger = open_home(home)  # the body read back from records.db
+    assert ledger.record(victim).record == dialogue
+    # The JSON form every store keeps (and the Kafka records topic carries) keeps the turns.
+    body = SqliteRecordStore(home / "records.db")
+    stored = body.get(victim)
+    body.close()
+    assert stored is not None and RecordBody.from_json(stored.to_json()) == stored
+    assert stored.record == dialogue
+    turns = [text for pair in dialogue["history"] for text in pair] + [dialogue["system"]]
+    needles = [text.encode("utf-8") for text in turns] + secrets_of(ledger, victim)
+    assert hits(home, needles), "the scan must see the turns before the erasure"
+    ledger.erase(victim, reason="withdrawn by the author", requested_by="bupt")
+    assert hits(home, needles) == []
+    assert ledger.replay().equal
+    close(ledger)
 
 
 def test_a_failed_append_leaves_no_body_behind(home: Path) -> None:

@@ -85,3 +85,28 @@ def test_byr_chat_answers_one_prompt(adapter: tuple[Path, Path], tmp_path: Path)
     assert answer["completion_tokens"] >= 1 and answer["text"] == "".join(answer["pieces"])
     missing = byr(home, "chat", "--adapter", "run_nope", "--prompt", "x", env=env)
     assert missing.returncode == 2 and "run_nope" in missing.stderr
+
+
+def test_without_a_template_the_prompt_carries_the_conversation(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from trainer.data import ALPACA_NO_INPUT, alpaca_prompt
+    from trainer.models import resolve_base
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_base("tiny", cache_dir=tmp_path).path))
+    tokenizer.chat_template = None
+    one = [{"role": "user", "content": "hello"}]
+    assert prompt_text(tokenizer, one) == ALPACA_NO_INPUT.format(instruction="hello")
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is SNR?"},
+        {"role": "assistant", "content": "Signal power over noise power."},
+        {"role": "user", "content": "In what unit?"},
+    ]
+    # The same prompt a multi-turn record trains on (trainer.data.format_record).
+    assert prompt_text(tokenizer, conversation) == alpaca_prompt(
+        instruction="In what unit?",
+        system="Be brief.",
+        history=[("What is SNR?", "Signal power over noise power.")],
+        eos=tokenizer.eos_token,
+    )

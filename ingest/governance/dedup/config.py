@@ -6,9 +6,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from ingest.governance.errors import GovernanceError
 from ingest.governance.minhash import SCHEME_VERSION
+from ledger.canonical import record_history
 
 
 class DedupError(GovernanceError):
@@ -102,9 +104,12 @@ class DedupItem:
     language: str
 
     @classmethod
-    def from_record(cls, record_id: str, record: Mapping[str, str]) -> DedupItem:
-        """The item of a canonical record: instruction, input (if any) and output, one per line."""
-        parts = [record["instruction"], record.get("input", ""), record["output"]]
+    def from_record(cls, record_id: str, record: Mapping[str, Any]) -> DedupItem:
+        """The item of a canonical record: instruction, input (if any) and output, one per line;
+        a multi-turn record's earlier turns come first, oldest first (its system prompt is left
+        out: two dialogues that differ only in it teach the same thing)."""
+        earlier = [text for pair in record_history(record) for text in pair]
+        parts = [*earlier, record["instruction"], record.get("input", ""), record["output"]]
         return cls(
             record_id=record_id,
             text="\n".join(part for part in parts if part),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,132 @@ def test_bundled_governance_cases_are_decided_as_expected(tmp_path: Path) -> Non
         ):
             problems.append(f"line {record.line}: duplicate_of {d.duplicate_of}")
     assert problems == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-turn records
+# ---------------------------------------------------------------------------------------------
+
+DIALOGUE = GovernanceInput(
+    record_id="rec_dialogue",
+    system="You are a teaching assistant for a computer networks course.",
+    history=(
+        (
+            "How does TCP flow control work?",
+            "The receiver advertises a receive window in every acknowledgement: the number of "
+            "bytes it can still buffer. The sender keeps its unacknowledged data below that "
+            "window, so a slow receiver is never overrun.",
+        ),
+    ),
+    instruction="How is that different from congestion control?",
+    input="",
+    output=(
+        "Flow control protects the receiver, while congestion control protects the network. "
+        "The sender also keeps a congestion window that grows with slow start and shrinks when "
+        "packet loss signals congestion, and it sends no more than the smaller of the congestion "
+        "window and the receive window."
+    ),
+    discipline="computer_networks",
+    language="en",
+)
+
+
+def test_a_dialogue_is_decided_on_all_its_turns(engine: GovernanceEngine) -> None:
+    (user, answer) = DIALOGUE.history[0]
+    garbled = replace(
+        DIALOGUE,
+        record_id="rec_dialogue_garbled",
+        history=((user, answer.replace("acknowledgement", "acknowledgementÃ©Ã©Ã©")),),
+    )
+    truncated = replace(
+        DIALOGUE,
+        record_id="rec_dialogue_truncated",
+        history=((user, "The receiver advertises a receive window in every acknowledgement, and"),),
+    )
+    pii = replace(
+        DIALOGUE,
+        record_id="rec_dialogue_pii",
+        history=((f"My phone is [PHONE]. {user}", answer),),
+        redactions={"PHONE": 1},
+    )
+    batch = engine.govern([DIALOGUE, garbled, truncated], add_accepted=False)
+    # Alone in its batch: with the clean dialogue it would be a near duplicate of it.
+    alone = engine.govern([pii], add_accepted=False)
+    clean = decision(batch, DIALOGUE.record_id)
+    assert clean.accepted is True and clean.reasons == []
+    # The follow-up ("that") is compared with its answer together with the question before it.
+    assert (
+        clean.scores["instruction_output"]
+        > load_policy().thresholds("computer_networks").min_instruction_output_similarity
+    )
+    assert clean.scores["term_coverage"] > 0.3
+
+    bad = decision(batch, garbled.record_id)
+    assert bad.accepted is False and bad.reasons == ["garbled"]
+    (flag,) = [f for f in bad.flags if f["code"] == "garbled"]
+    assert (flag["field"], flag["severity"]) == ("history[0][1]", "error")
+    assert garbled.history[0][1][flag["start"] : flag["end"]] == "Ã©Ã©Ã©"
+
+    cut = decision(batch, truncated.record_id)
+    assert cut.accepted is False and cut.reasons == ["truncated"]
+    assert [f["field"] for f in cut.flags] == ["history[0][1]"]
+
+    redacted = decision(alone, pii.record_id)
+    assert redacted.accepted is True and redacted.reasons == ["pii_redacted"]
+    (flag,) = redacted.flags
+    assert flag["field"] == "history[0][0]"
+    assert pii.history[0][0][flag["start"] : flag["end"]] == "[PHONE]"
+
+    texts = {r.record_id: r.canonical_texts() for r in (garbled, pii)}
+    excerpts = [
+        f["excerpt"]
+        for governed in (batch, alone)
+        for d in report_from_governance(governed, texts)["decisions"]
+        for f in d["flags"]
+        if "excerpt" in f
+    ]
+    assert any("«Ã©Ã©Ã©»" in e for e in excerpts) and any("«[PHONE]»" in e for e in excerpts)
+
+
+def test_a_dialogue_is_one_text_for_near_duplicates(engine: GovernanceEngine) -> None:
+    again = replace(DIALOGUE, record_id="rec_dialogue_again", system="Answer in one paragraph.")
+    other_history = replace(
+        DIALOGUE,
+        record_id="rec_dialogue_other_history",
+        history=(
+            (
+                "What does the IP layer promise?",
+                "Best-effort delivery of datagrams between hosts: packets may be lost, duplicated "
+                "or reordered, and the layers above must cope with that.",
+            ),
+            (
+                "So where does reliability come from?",
+                "From TCP, which numbers the bytes, acknowledges them and resends what is lost.",
+            ),
+        ),
+    )
+    batch = engine.govern([DIALOGUE, again, other_history], add_accepted=False)
+    repeated = decision(batch, again.record_id)
+    # The system prompt says how to answer, not what is taught: the same turns repeat the record.
+    assert repeated.reasons == ["exact_duplicate"] and repeated.duplicate_of == DIALOGUE.record_id
+    continued = decision(batch, other_history.record_id)
+    assert "exact_duplicate" not in continued.reasons
+
+
+def test_the_bundled_dialogues_are_accepted(engine: GovernanceEngine) -> None:
+    from ingest.governance.pii import PiiConfig, PiiRedactor
+    from ingest.intake import read_batch
+
+    intake = read_batch(
+        EXAMPLES / "multiturn_sharegpt.jsonl",
+        institution_id="bupt",
+        desensitizer=PiiRedactor(PiiConfig(ner_model=None)),
+    )
+    assert intake.issues == () and len(intake.records) == 10
+    assert all(r.fields.history for r in intake.records)
+    inputs = [
+        GovernanceInput.from_record(f"dialogue{r.line}", r.canonical(), r.redactions)
+        for r in intake.records
+    ]
+    batch = engine.govern(inputs, add_accepted=False)
+    assert [(d.record_id, d.reasons) for d in batch.decisions if not d.accepted] == []

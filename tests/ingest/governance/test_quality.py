@@ -330,3 +330,51 @@ def test_flag_dict_is_json_ready() -> None:
         "message": "m",
         "severity": "warning",
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-turn records
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_turn_is_checked_and_named(checker: QualityChecker) -> None:
+    history = [
+        ("What is SNR?", "It compares signal power with noise power, usually in decibels, and"),
+        ("误码率是什么锟斤拷锟斤拷？", "Yes."),
+        ("And repetition?", "Noise is noise. " * 10),
+    ]
+    flags = checker.check(
+        instruction="Why does a higher SNR help?",
+        input="",
+        output=CLEAN_EN,
+        language="en",
+        limits=EN,
+        system="Answer (briefly.",
+        history=history,
+    )
+    found = [(f.code, f.field) for f in flags]
+    assert found == [
+        (FlagCode.UNBALANCED_MARKUP, "system"),
+        (FlagCode.TRUNCATED, "history[0][1]"),
+        (FlagCode.GARBLED, "history[1][0]"),
+        (FlagCode.REPETITIVE, "history[2][1]"),
+    ]
+    garbled = next(f for f in flags if f.code is FlagCode.GARBLED)
+    assert history[1][0][garbled.start : garbled.end] == "锟斤拷锟斤拷"
+    # A short earlier answer is a reply, not a defect: length is measured on the final output.
+    assert (FlagCode.TOO_SHORT, "history[1][1]") not in found
+
+
+def test_a_single_turn_check_is_unchanged_by_empty_turns(checker: QualityChecker) -> None:
+    truncated = "The sliding window keeps the link busy during the round trip, and the"
+    plain = flags_of(checker, truncated)
+    explicit = checker.check(
+        instruction="Explain.",
+        input="",
+        output=truncated,
+        language="en",
+        limits=EN,
+        system="",
+        history=(),
+    )
+    assert plain == explicit and [f.code for f in plain] == [FlagCode.TRUNCATED]
