@@ -61,6 +61,12 @@ from ledger.projections.batches import (
     list_erasures_since,
     list_records,
 )
+from ledger.projections.evaluations import (
+    EvaluationsProjection,
+    EvaluationView,
+    get_evaluation,
+    list_evaluations,
+)
 from ledger.projections.feed import (
     EntryKind,
     FeedCursor,
@@ -176,6 +182,7 @@ def default_projections() -> list[Projection]:
         TrainingRequestsProjection(),
         ApiKeysProjection(),
         FeedProjection(),
+        EvaluationsProjection(),
     ]
 
 
@@ -560,6 +567,19 @@ class CorpusLedger:
         """The run created for training request ``request_id``; ``None`` before it exists."""
         with self._read() as conn:
             return get_training_run_for_request(conn, request_id)
+
+    def evaluation(self, report_id: str) -> EvaluationView:
+        """An evaluation as recorded (``EvaluationCompleted``): ids, hashes and counts."""
+        with self._read() as conn:
+            view = get_evaluation(conn, report_id)
+        if view is None:
+            raise NotFound(f"evaluation {report_id!r} is not in the ledger")
+        return view
+
+    def evaluations(self) -> list[EvaluationView]:
+        """Every recorded evaluation, oldest first."""
+        with self._read() as conn:
+            return list_evaluations(conn)
 
     def corpus_index_since(
         self, version: int, *, limit: int = 1000

@@ -71,3 +71,7 @@ corpus (one stream, so appending to it serializes governance decisions)."""
 
 def run_stream(run_id: str) -> StreamId:
     return StreamId(f"run-{run_id}")
+
+
+def evaluation_stream(report_id: str) -> StreamId:
+    return StreamId(f"evaluation-{report_id}")

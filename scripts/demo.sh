@@ -84,3 +84,14 @@ run $BYR replay
 
 say "12. Finally, the auditor's proof bundle (of another record) verifies against the chain"
 run $BYR verify "$BYR_HOME/bundle.json"
+
+RUN=$(field "$BYR_HOME/train.json" "d['run_id']")
+say "13. Evaluate the base and run $RUN on a few English seed-benchmark items: answers, metrics, perplexity,"
+say "    contamination refusal against its training records, forgetting on the control set, glossary knowledge"
+run $BYR eval --models "base,$RUN" --base "$DEMO_BASE" \
+    --cells information_theory:knowledge_qa,computer_networks:knowledge_qa --language en \
+    --limit 2 --max-new-tokens 24 --glossary-terms 4 --json > "$BYR_HOME/eval.json"
+field "$BYR_HOME/eval.json" "'\n'.join(f\"  {n}: overall {s['overall']:.3f}, reference perplexity {s['perplexity']:.1f} over {s['items_scored']} items\" for n, s in d['summary'].items())"
+field "$BYR_HOME/eval.json" "'\n'.join(f\"  {n}: {len(f)} forgetting flag(s)\" + ''.join(f\"\n    {x['scope']}: {x['reason']}\" for x in f) for n, f in d['forgetting'].items())"
+field "$BYR_HOME/eval.json" "'\n'.join(f\"  {n}: refused as found in its training records: {', '.join(i) or 'none'}\" for n, i in d['contaminated'].items())"
+field "$BYR_HOME/eval.json" "f\"report {d['report_html']} (sha256 {d['report_sha256'][:16]}..., recorded as {d['report_id']})\""

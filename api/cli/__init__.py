@@ -16,7 +16,7 @@ import os
 
 from api.cli.common import app
 
-for _module in ("intake", "convert", "audit", "training", "services", "search", "data"):
+for _module in ("intake", "convert", "audit", "training", "eval", "services", "search", "data"):
     importlib.import_module(f"api.cli.{_module}")
 
 __all__ = ["app", "main"]

@@ -27,6 +27,29 @@ BASE = "base"
 FINISHED = ("completed", "anchored")
 
 
+def resolve_adapter_dir(
+    ledger: CorpusLedger, adapter: str, *, allow_paths: bool = False
+) -> Path | None:
+    """The adapter folder ``adapter`` names: ``None`` for ``base``; the adapter of a finished run
+    (by run id or request id); with ``allow_paths`` also a folder. Raises :class:`NotFound` or
+    :class:`Conflict` (the run has no adapter yet)."""
+    if adapter == BASE:
+        return None
+    if allow_paths and Path(adapter).is_dir():
+        return Path(adapter)
+    run: TrainingRunView | None = None
+    try:
+        run = ledger.training_run(adapter)
+    except NotFound:
+        with contextlib.suppress(NotFound):
+            run = ledger.training_run_for_request(ledger.training_request(adapter).request_id)
+    if run is None:
+        raise NotFound(f"no finished training run {adapter!r} (or use 'base')")
+    if run.status not in FINISHED or not run.adapter_dir:
+        raise Conflict(f"training run {run.run_id!r} is {run.status}: it has no adapter yet")
+    return Path(run.adapter_dir)
+
+
 class GenerationService:
     """Loads base models and adapters (cached) and streams their answers, one at a time."""
 
@@ -48,25 +71,8 @@ class GenerationService:
         self._lock = threading.Lock()
 
     def adapter_dir(self, adapter: str, *, allow_paths: bool = False) -> Path | None:
-        """The adapter folder ``adapter`` names: ``None`` for ``base``; a finished run's adapter;
-        with ``allow_paths`` also a folder holding ``byr_manifest.json``."""
-        if adapter == BASE:
-            return None
-        if allow_paths and Path(adapter).is_dir():
-            return Path(adapter)
-        run: TrainingRunView | None = None
-        try:
-            run = self.ledger.training_run(adapter)
-        except NotFound:
-            with contextlib.suppress(NotFound):
-                run = self.ledger.training_run_for_request(
-                    self.ledger.training_request(adapter).request_id
-                )
-        if run is None:
-            raise NotFound(f"no finished training run {adapter!r} (or use 'base')")
-        if run.status not in FINISHED or not run.adapter_dir:
-            raise Conflict(f"training run {run.run_id!r} is {run.status}: it has no adapter yet")
-        return Path(run.adapter_dir)
+        """The adapter folder ``adapter`` names (see :func:`resolve_adapter_dir`)."""
+        return resolve_adapter_dir(self.ledger, adapter, allow_paths=allow_paths)
 
     def base_of(self, adapter_dir: Path | None, base: str | None) -> str:
         """The base model a generation uses: ``base`` when given, else the one the adapter's

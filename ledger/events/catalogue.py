@@ -361,3 +361,47 @@ class TrainingRunAnchored(DomainEvent):
     contract_address: str
     tx_hash: str
     block_number: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluations
+# ---------------------------------------------------------------------------------------------
+
+
+class EvaluatedModel(BaseModel):
+    """One model of an evaluation: the base (no adapter hash) or an adapter on it, with its
+    headline numbers (ids and numbers only, never text)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    """As the evaluation named it: ``base``, a run id or an adapter folder."""
+    adapter_hash: str | None = None
+    run_id: str | None = None
+    items_scored: int
+    items_refused: int = 0
+    """Items refused because they share a 13-gram with the adapter's training data."""
+    overall: float | None = None
+    forgetting_flags: int = 0
+
+
+@event(topic=Topic.TRAINING)
+class EvaluationCompleted(DomainEvent):
+    """An evaluation report was written: the base and adapters it scored on a benchmark, and the
+    sha256 of its ``report.json``, which lets anyone check a copy of the report."""
+
+    report_id: str
+    report_sha256: str
+    report_dir: str
+    base_model: str
+    base_model_hash: str
+    models: list[EvaluatedModel]
+    benchmark_name: str
+    benchmark_version: str
+    benchmark_hash: str
+    items: int
+    """Benchmark items selected (per model, before contamination refusals)."""
+    cells: int
+    control_items: int = 0
+    started_at: str
+    seconds: float

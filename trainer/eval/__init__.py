@@ -1,6 +1,9 @@
 """Evaluation of fine-tuned models per discipline and task: the benchmark format and loader,
 a seed benchmark (``benchmarks/seed``), text metrics, formula and code checkers, reference
-log-likelihood and a 13-gram contamination check.
+log-likelihood and a 13-gram contamination check; and the evaluation itself (``byr eval``):
+the plan (:mod:`.plan`), the runner with its cache and adapter switching (:mod:`.runner`,
+:mod:`.cache`, :mod:`.switcher`), the control set and glossary probes (:mod:`.control`,
+:mod:`.glossary`), forgetting analysis (:mod:`.analysis`) and the report (:mod:`.report`).
 
 Nothing heavy is imported here: metrics import their libraries (jieba, rouge, sacrebleu,
 math-verify, torch) when first used.

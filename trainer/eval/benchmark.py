@@ -99,6 +99,14 @@ class BenchmarkItem:
     def cell(self) -> tuple[Discipline, TaskType]:
         return (self.discipline, self.task_type)
 
+    def question(self) -> str:
+        """The text the model is asked: the prompt, then the lettered choices of a choice item
+        (``A. …`` one per line)."""
+        if not self.choices:
+            return self.prompt
+        lines = [f"{CHOICE_LETTERS[i]}. {choice}" for i, choice in enumerate(self.choices)]
+        return self.prompt + "\n\n" + "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class Manifest:

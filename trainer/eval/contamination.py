@@ -13,12 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from trainer.eval.benchmark import BenchmarkItem
 from trainer.eval.text import ngram_tokens
 
 DEFAULT_N = 13
 TEXT_FIELDS = ("instruction", "input", "output")
+
+
+class CheckedItem(Protocol):
+    """What the check reads of an item (a benchmark or a control item)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def reference(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -37,16 +50,28 @@ def ngrams(text: str, n: int = DEFAULT_N) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
-def record_texts(records: Iterable[Mapping[str, str]]) -> Iterable[tuple[str, str]]:
-    """(record id, text) pairs from dataset snapshot records (instruction, input and output
-    joined by newlines)."""
+def record_text(record: Mapping[str, Any]) -> str:
+    """The training text of one record: instruction, input and output joined by newlines, then
+    the ``content`` of every turn of a conversation field (a list of mappings), if it has one."""
+    parts = [str(record.get(name) or "") for name in TEXT_FIELDS]
+    for value in record.values():
+        if isinstance(value, list):
+            parts.extend(
+                turn["content"]
+                for turn in value
+                if isinstance(turn, Mapping) and isinstance(turn.get("content"), str)
+            )
+    return "\n".join(parts)
+
+
+def record_texts(records: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, str]]:
+    """(record id, text) pairs from dataset snapshot records (see :func:`record_text`)."""
     for index, record in enumerate(records):
-        text = "\n".join(str(record.get(name) or "") for name in TEXT_FIELDS)
-        yield str(record.get("record_id") or index), text
+        yield str(record.get("record_id") or index), record_text(record)
 
 
 def find_contaminated(
-    items: Iterable[BenchmarkItem],
+    items: Iterable[CheckedItem],
     texts: Iterable[tuple[str, str]],
     *,
     n: int = DEFAULT_N,
