@@ -26,6 +26,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 setup: .venv/.synced node_modules/.installed ## install Python (uv) and JS (npm) dependencies; idempotent
+	bash scripts/ensure-chromium.sh
 
 demo: setup ## narrated end-to-end run on the bundled sample corpus (embedded log and chains)
 	bash scripts/demo.sh

@@ -32,12 +32,14 @@ from api.routes import (
     balances,
     batches,
     dispatch,
+    evaluations,
     exports,
     feed,
     health,
     institutions,
     keys,
     models,
+    recipes,
     records,
     search,
     status,
@@ -241,10 +243,12 @@ def create_app(
         dispatch,
         keys,
         training,
+        recipes,
         models,
         search,
         feed,
         exports,
+        evaluations,
     ):
         v1.include_router(module.router)
     app.include_router(v1)

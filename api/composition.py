@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from api.intake_pool import IntakePool
+    from api.services.evaluation import EvaluationService
     from api.services.search import SearchService
     from ingest.governance.pii import PiiRedactor
     from ingest.governance.service import GovernanceService
@@ -266,6 +267,7 @@ class Parts:
             limits=IntakeLimits(
                 max_field_chars=self.settings.max_field_chars,
                 max_record_chars=self.settings.max_record_chars,
+                max_turns=self.settings.max_turns,
             ),
             desensitizer=lambda: self.redactor,
             drain=lambda: self.pipeline.drain(),
@@ -329,6 +331,18 @@ class Parts:
         """Generation with trained adapters (models load on first use)."""
         self.require_initialized()
         return GenerationService(ledger=self.ledger, model_cache_dir=self.settings.model_cache_dir)
+
+    @cached_property
+    def evaluation(self) -> EvaluationService:
+        """Evaluations of the base and adapters; caches and reports in ``BYR_HOME/eval``."""
+        from api.services.evaluation import EvaluationService
+
+        self.require_initialized()
+        return EvaluationService(
+            ledger=self.ledger,
+            eval_dir=self.settings.home / "eval",
+            model_cache_dir=self.settings.model_cache_dir,
+        )
 
     def describe(self) -> dict[str, Any]:
         """Where the ledger lives: home, event log, contracts and institutions."""

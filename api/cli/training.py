@@ -26,15 +26,13 @@ from api.cli.common import (
 
 def _parse_overrides(items: list[str]) -> dict[str, Any]:
     """``key=value`` pairs; values are read as YAML scalars (numbers, booleans, lists)."""
-    import yaml
+    from api.services.recipes import parse_overrides
+    from ledger.errors import InvalidRequest
 
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
+    try:
+        return parse_overrides(items, where="--set")
+    except InvalidRequest as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @app.command()
@@ -136,32 +134,20 @@ def recipes(
 ) -> None:
     """List the bundled recipes, or show one resolved with the settings outside their advised
     range and why (advice only: nothing is changed)."""
-    from api.services.training import without_value
-    from ledger.errors import InvalidRequest, NotFound
-    from trainer.advice import advise
-    from trainer.errors import ConfigError, RecipeNotFound
-    from trainer.recipes import list_recipes, load_recipe
+    from api.services.recipes import describe_recipe, recipe_library
 
     with exit_on_error(as_json):
-        names = [name] if name else list_recipes()
-        shown: list[dict[str, Any]] = []
-        for recipe_name in names:
-            try:
-                recipe = load_recipe(recipe_name, _parse_overrides(set_ or []) if name else None)
-            except RecipeNotFound as exc:
-                raise NotFound(str(exc)) from exc
-            except ConfigError as exc:
-                raise InvalidRequest(without_value(str(exc))) from exc
-            shown.append(
-                {
-                    "name": recipe.name,
-                    "method": recipe.method.value,
-                    "description": recipe.description,
-                    "hash": recipe.hash,
-                    "recipe": recipe.resolved(),
-                    "warnings": [w.to_dict() for w in advise(recipe, records=records)],
-                }
-            )
+        if name:
+            shown = [
+                describe_recipe(
+                    name,
+                    overrides=_parse_overrides(set_ or []),
+                    records=records,
+                    allow_paths=True,
+                )
+            ]
+        else:
+            shown = recipe_library(records=records)
 
     def human() -> None:
         for item in shown:

@@ -26,9 +26,11 @@ __all__ = ["JsonNotUtf8", "JsonTooDeep", "RateLimited", "install_edge", "rate_li
 
 
 def console_policy() -> str:
-    """The Content-Security-Policy of ``/console`` (one static page that calls this API)."""
+    """The Content-Security-Policy of ``/console``: one page whose scripts, styles and images
+    are files of this server (no inline code), and that calls this API."""
     html = files("api.console").joinpath("index.html").read_text(encoding="utf-8")
-    return page_policy(html, connect_src=["'self'"])
+    own = ["'self'"]
+    return page_policy(html, scripts=own, styles=own, img_src=own, connect_src=own)
 
 
 def install_edge(

@@ -215,6 +215,27 @@ class KeyService:
         self.ledger.sync()
         return any(k.active and k.role == Role.ADMIN for k in self.ledger.api_keys())
 
+    def describe(self, who: Principal) -> dict[str, Any]:
+        """What the key ``who`` authenticated with says about itself: ``key_id``, ``role``,
+        ``institution_id``, ``label`` and ``local`` (a server serving without keys, where
+        ``role`` is ``None`` and every check passes). Nothing secret, not even the hash."""
+        if who.local:
+            return {
+                "key_id": who.key_id,
+                "role": None,
+                "institution_id": None,
+                "label": "",
+                "local": True,
+            }
+        view = self.ledger.api_key(who.key_id)
+        return {
+            "key_id": who.key_id,
+            "role": who.role.value if who.role is not None else None,
+            "institution_id": who.institution_id,
+            "label": view.label if view is not None else "",
+            "local": False,
+        }
+
     # -- checking ------------------------------------------------------------------------------
 
     def authenticate(self, key: str) -> Principal:

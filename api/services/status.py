@@ -7,10 +7,11 @@ from typing import Any
 from ledger.application import CorpusLedger
 
 
-def status_document(ledger: CorpusLedger) -> dict[str, Any]:
+def status_document(ledger: CorpusLedger, *, institution_id: str | None = None) -> dict[str, Any]:
     """Counts by status, outbox jobs, rewards, how far the slowest projection lags behind the log
-    head, and a line per batch. Reads the projections as they are (the caller catches up first
-    when it wants the log's head)."""
+    head, and a line per batch (``institution_id``: that institution's batches only, as a
+    contributor lists them). Reads the projections as they are (the caller catches up first when
+    it wants the log's head)."""
     status = ledger.status()
     positions = status.projection_positions
     lag = status.head_position - min(positions.values()) if positions else status.head_position
@@ -27,5 +28,6 @@ def status_document(ledger: CorpusLedger) -> dict[str, Any]:
                 "tx_hash": b.tx_hash,
             }
             for b in ledger.batches()
+            if institution_id is None or b.institution_id == institution_id
         ],
     }

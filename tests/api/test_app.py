@@ -357,6 +357,13 @@ def test_uploads_that_cannot_be_read(client: TestClient) -> None:
     _error(dot_dot, 422, "UploadRejected")
     form = client.post("/v1/batches", data={"institution_id": "bupt"}, headers=AUTH)
     _error(form, 415, "UnsupportedUpload")
+    boundary = "0d37f771f3609e9baf6be26654101f5f"
+    broken = client.post(
+        "/v1/batches",
+        content=f"--{boundary}\r\nTrue--{boundary}--\r\n".encode(),
+        headers=AUTH | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert "True" not in _error(broken, 422, "UploadRejected")["message"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,5 +492,10 @@ def test_queries_do_not_wait_for_a_writer(client: TestClient, submitted: dict[st
 def test_console_page_reads_the_public_api(client: TestClient) -> None:
     page = client.get("/console")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for endpoint in ("/v1/status", "/v1/batches", "/v1/verify", "/proof"):
-        assert endpoint in page.text
+    assert '<script type="module" src="/console/static/js/main.js">' in page.text
+    scripts = "".join(
+        client.get(f"/console/static/js/{name}").text
+        for name in ("main.js", "pages/overview.js", "pages/data.js", "pages/audit.js")
+    )
+    for endpoint in ("/v1/keys/me", "/v1/status", "/v1/batches", "/v1/verify", "/proof"):
+        assert endpoint in scripts

@@ -115,6 +115,9 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         ("GET", "/v1/balances", None, {**everyone, "trainer": 403}),
         ("POST", "/v1/keys", {"role": "auditor"}, {**{w: 403 for w in WHO[2:]}, "admin": 201}),
         ("GET", "/v1/keys", None, {**{w: 403 for w in WHO[2:]}, "admin": 200}),
+        ("GET", "/v1/keys/me", None, everyone),
+        ("GET", "/v1/recipes", None, everyone),
+        ("GET", "/v1/recipes/knowledge_qa", None, everyone),
         (
             "DELETE",
             f"/v1/keys/{keys.ids['trainer']}x",
@@ -138,6 +141,8 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         # xidian has no accepted records: its export is empty, a 404.
         ("GET", "/v1/exports/alpaca", None, {**feed_readers, "xidian": 404}),
         ("GET", "/v1/search?q=entropy", None, {**everyone, "auditor": 403}),
+        ("GET", "/v1/evaluations", None, everyone),
+        ("GET", "/v1/evaluations/eval-none", None, {w: 404 for w in WHO[2:]}),
         (
             "POST",
             "/v1/training/runs",
@@ -236,6 +241,10 @@ def test_contributors_see_only_their_own(
     mine = client.get("/v1/batches", headers=keys.bupt).json()
     assert owned["batch_id"] in {b["batch_id"] for b in mine}
     assert {b["institution_id"] for b in mine} == {"bupt"}
+    status = client.get("/v1/status", headers=keys.xidian).json()
+    assert owned["batch_id"] not in {b["batch_id"] for b in status["batches"]}
+    everything = client.get("/v1/status", headers=keys.auditor).json()
+    assert owned["batch_id"] in {b["batch_id"] for b in everything["batches"]}
     seen = client.get(f"/v1/records/{owned['record_id']}", headers=keys.auditor).json()
     assert seen["record"] is None and seen["salt"] is None and seen["record_hash"] is None
     assert seen["leaf"].startswith("0x") and seen["status"] == "accepted"
@@ -267,6 +276,41 @@ def test_keys_are_attributed_in_the_events_they_cause(
             if e.event_type == "CorpusBatchSubmitted"
         ]
     assert submitted.payload["submitted_by"] == keys.ids["bupt"]
+
+
+def test_every_key_says_who_it_is(client: TestClient, keys: TestKeys) -> None:
+    """``GET /v1/keys/me``: the caller's own key id, role, institution and label, never the
+    secret or its hash (the console decides what to offer from it)."""
+    for who, role, institution in (
+        ("admin", "admin", None),
+        ("bupt", "contributor", "bupt"),
+        ("xidian", "contributor", "xidian"),
+        ("auditor", "auditor", None),
+        ("trainer", "trainer", None),
+    ):
+        response = client.get("/v1/keys/me", headers=getattr(keys, who))
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "key_id": keys.ids[who],
+            "role": role,
+            "institution_id": institution,
+            "label": f"test {who}",
+            "local": False,
+        }
+        secret = getattr(keys, who)["Authorization"].split("_", 2)[2]
+        assert secret not in response.text and "argon2" not in response.text
+
+
+def test_a_server_without_keys_says_so(ledger_settings: LedgerSettings) -> None:
+    api = ApiSettings(insecure_local=True, trainer=False)
+    with TestClient(create_app(settings=ledger_settings, api_settings=api)) as client:
+        assert client.get("/v1/keys/me").json() == {
+            "key_id": "local",
+            "role": None,
+            "institution_id": None,
+            "label": "",
+            "local": True,
+        }
 
 
 def test_key_management_through_the_admin_endpoints(client: TestClient, keys: TestKeys) -> None:
