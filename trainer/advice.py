@@ -28,7 +28,13 @@ from trainer.methods import Method
 from trainer.methods.base import AdapterMethodConfig
 from trainer.recipes import Recipe
 
-ADAPTER_METHODS = (Method.LORA, Method.ADALORA, Method.QLORA, Method.MOE_LORA)
+ADAPTER_METHODS = (
+    Method.LORA,
+    Method.ADALORA,
+    Method.QLORA,
+    Method.MOE_LORA,
+    Method.MOE_LORA_DISCIPLINE,
+)
 
 #: Advised learning-rate range per method, inclusive.
 LEARNING_RATES: dict[Method, tuple[float, float]] = {
@@ -36,6 +42,7 @@ LEARNING_RATES: dict[Method, tuple[float, float]] = {
     Method.ADALORA: (5e-5, 5e-4),
     Method.QLORA: (5e-5, 5e-4),
     Method.MOE_LORA: (5e-5, 5e-4),
+    Method.MOE_LORA_DISCIPLINE: (5e-5, 5e-4),
     Method.FULL: (1e-6, 5e-5),
     Method.PARTIAL: (1e-6, 1e-4),
 }

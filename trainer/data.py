@@ -1,7 +1,8 @@
 """Training data: accepted records -> prompt/response token ids -> deterministic micro-batches.
 
 Records are mappings with ``record_id``, ``instruction``, ``input`` (may be empty) and ``output``;
-``discipline``, ``language`` and ``leaf`` are optional and only summarized. A multi-turn record
+``discipline``, ``language`` and ``leaf`` are optional and only summarized (a method may route
+examples by ``discipline``). A multi-turn record
 also has ``system`` (a system prompt) and/or ``history`` (the earlier ``[user, assistant]`` turns)
 and trains as one conversation. The loss covers the assistant's tokens only: the response, and in a
 multi-turn record every earlier assistant turn too; everything else (system prompt, user turns,
@@ -172,6 +173,13 @@ class Example:
     record_id: str
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
+    discipline: str | None = None
+    """The record's ``discipline`` as given (``None`` when absent); a method may route on it."""
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens the causal-LM loss covers: labels other than -100 after the first position."""
+        return sum(1 for label in self.labels[1:] if label != IGNORE_INDEX)
 
 
 def uses_chat_template(tokenizer: Any, prompt_format: str) -> bool:
@@ -325,6 +333,7 @@ def tokenize_record(
         record_id=str(record["record_id"]),
         input_ids=tuple(prompt + response),
         labels=tuple(prompt_labels + response),
+        discipline=str(record["discipline"]) if record.get("discipline") else None,
     )
 
 

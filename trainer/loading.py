@@ -1,7 +1,8 @@
 """Loading a trained output back for inference, from its folder and manifest alone.
 
 Plain peft works too (see docs/TRAINER.md); this helper also re-creates the quantized base of a
-QLoRA run and points a moved MoE-LoRA folder at its own experts.
+QLoRA run, points a moved MoE-LoRA folder at its own experts and activates the expert of a
+discipline in a discipline-experts folder.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def load_trained(
     base: str | BaseModelRef | None = None,
     cache_dir: Path | None = None,
     device: str | None = None,
+    discipline: str | None = None,
 ) -> tuple[nn.Module, Any]:
     """``(model, tokenizer)`` of a finished run, in eval mode.
 
-    ``base`` defaults to the base model name recorded in the manifest. Raises
-    :class:`ManifestError` when the folder has no manifest.
+    ``base`` defaults to the base model name recorded in the manifest. For discipline experts
+    (``moe_lora_discipline``), the expert of ``discipline`` is active, or the run's fallback when
+    it is ``None`` or unknown. Raises :class:`ManifestError` when the folder has no manifest.
     """
     adapter_dir = Path(adapter_dir).resolve()
     manifest = read_manifest(adapter_dir)
@@ -55,6 +58,13 @@ def load_trained(
     if manifest.adapter.peft_type == "XLORA":
         kwargs["use_cache"] = False
     model, tokenizer = load_pretrained(ref.path, device=device, **kwargs)
+    if manifest.method == "moe_lora_discipline":
+        from trainer.methods.moe_lora_discipline.inference import load_discipline_experts
+
+        try:
+            return load_discipline_experts(model, adapter_dir, discipline=discipline), tokenizer
+        except Exception as exc:
+            raise ModelResolutionError(f"cannot load the experts in {adapter_dir}: {exc}") from exc
     config = PeftConfig.from_pretrained(str(adapter_dir))
     if manifest.adapter.peft_type == "XLORA":
         # The saved config names the experts by absolute path; follow the folder if it moved.

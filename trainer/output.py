@@ -61,10 +61,12 @@ def validation_loss_of(
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            chunk = examples[start : start + batch_size]
-            batch = batch_to(collate(chunk, pad_token_id=pad), runtime.device)
-            total += float(model(**batch, use_cache=False).loss) * len(chunk)
-            count += len(chunk)
+            for route in runtime.route(examples[start : start + batch_size]):
+                batch = batch_to(collate(route.examples, pad_token_id=pad), runtime.device)
+                with route.context():
+                    loss = float(model(**batch, use_cache=False).loss)
+                total += loss * len(route.examples)
+                count += len(route.examples)
     return total / count
 
 
@@ -145,7 +147,8 @@ def build_manifest(
 ) -> AdapterManifest:
     """The manifest of the adapter saved in ``adapter_dir`` after the steps in ``state``."""
     peft_config = getattr(runtime.model, "peft_config", None)
-    peft_type = str(peft_config["default"].peft_type.value) if peft_config else None
+    # Every adapter of one model has the same type; a method with named experts has no "default".
+    peft_type = str(next(iter(peft_config.values())).peft_type.value) if peft_config else None
     return AdapterManifest(
         run_id=run_id,
         method=recipe.method.value,

@@ -173,13 +173,22 @@ def optimizer_step(
     step_loss, step_tokens = 0.0, 0
     scaler = optimization.scaler
     for _ in range(accumulation):
-        batch = batch_to(collate(stream.next_batch(), pad_token_id=pad_id), runtime.device)
-        with optimization.forward_context():
-            loss = model(**batch, use_cache=False).loss
-        scaled = loss / accumulation
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        step_loss += float(loss.detach()) / accumulation
-        step_tokens += int(batch["attention_mask"].sum())
+        examples = stream.next_batch()
+        routes = runtime.route(examples)
+        trained = sum(e.trained_tokens for e in examples)
+        for route in routes:
+            # A micro-batch split into routes keeps the loss of the whole micro-batch: each
+            # route's token-mean loss weighs by its share of the trained tokens.
+            weight = 1.0
+            if len(routes) > 1:
+                weight = sum(e.trained_tokens for e in route.examples) / max(trained, 1)
+            batch = batch_to(collate(route.examples, pad_token_id=pad_id), runtime.device)
+            with route.context(), optimization.forward_context():
+                loss = model(**batch, use_cache=False).loss
+            scaled = loss * weight / accumulation
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            step_loss += float(loss.detach()) * weight / accumulation
+            step_tokens += int(batch["attention_mask"].sum())
     if scaler is not None:
         scaler.unscale_(optimization.optimizer)
     # max_norm=inf measures the norm and scales every gradient by exactly 1.

@@ -220,7 +220,7 @@ class _Run:
         if found is not None:
             self.counts["cache_hits"] += 1
             return found, True
-        model, tokenizer = lazy.get()
+        model, tokenizer = lazy.get(discipline=_discipline_of(item))
         stream = stream_generate(
             model, tokenizer, messages=self._messages(item), settings=self.plan.settings
         )
@@ -235,10 +235,12 @@ class _Run:
         self.counts["generated"] += 1
         return answer, False
 
-    def _score_likelihood(self, lazy: _Lazy, *, prompt: str, reference: str) -> dict[str, Any]:
+    def _score_likelihood(
+        self, lazy: _Lazy, *, prompt: str, reference: str, discipline: str | None
+    ) -> dict[str, Any]:
         from trainer.eval.likelihood import reference_log_likelihood
 
-        model, tokenizer = lazy.get()
+        model, tokenizer = lazy.get(discipline=discipline)
         limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         try:
             scored = reference_log_likelihood(
@@ -266,7 +268,9 @@ class _Run:
             self.counts["cache_hits"] += 1
             return found
         prompt = prompt_text(lazy.tokenizer(), self._messages(item))
-        scored = self._score_likelihood(lazy, prompt=prompt, reference=item.reference)
+        scored = self._score_likelihood(
+            lazy, prompt=prompt, reference=item.reference, discipline=_discipline_of(item)
+        )
         self.cache.put(key, scored)
         return scored
 
@@ -285,7 +289,9 @@ class _Run:
         if found is not None:
             self.counts["cache_hits"] += 1
             return found, True
-        scored = self._score_likelihood(lazy, prompt=probe.prompt, reference=probe.reference)
+        scored = self._score_likelihood(
+            lazy, prompt=probe.prompt, reference=probe.reference, discipline=probe.discipline
+        )
         self.cache.put(key, scored)
         return scored, False
 
@@ -315,11 +321,20 @@ class _Lazy:
     def tokenizer(self) -> Any:
         return self._switcher.tokenizer()
 
-    def get(self) -> tuple[Any, Any]:
+    def get(self, *, discipline: str | None = None) -> tuple[Any, Any]:
+        """The active model and tokenizer; a discipline-experts model answers with the expert
+        of ``discipline`` (its fallback for ``None``)."""
         if self._loaded is None:
             self._context = self._switcher.activate(self._model, self._manifest)
             self._loaded = self._context.__enter__()
+        self._switcher.route(discipline)
         return self._loaded
+
+
+def _discipline_of(item: BenchmarkItem | ControlItem) -> str | None:
+    """The item's discipline (control items have none)."""
+    discipline = getattr(item, "discipline", None)
+    return None if discipline is None else str(discipline.value)
 
 
 def run_evaluation(

@@ -9,7 +9,9 @@ wraps it in a ``PeftModel`` under its own adapter name, each further one is adde
 Adapters that cannot share the plain fp32 base load on their own, through
 :func:`trainer.loading.load_trained`, one at a time: QLoRA (its base is quantized while
 loading), AdaLoRA and MoE-LoRA (other peft tuner types than LoRA, which one ``PeftModel`` cannot
-mix), and full or partial fine-tunes (whole models).
+mix), and full or partial fine-tunes (whole models). Discipline experts (``moe_lora_discipline``)
+load on their own base too, and the runner picks the expert of each item's discipline
+(:meth:`ModelSwitcher.route`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from typing import Any
 from trainer.errors import ModelResolutionError
 from trainer.manifest import AdapterManifest
 from trainer.models import BaseModelRef
+
+DISCIPLINE_EXPERTS = "moe_lora_discipline"
+"""The method whose output is one LoRA expert per discipline, chosen per item (:meth:`route`)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ def shares_base(manifest: AdapterManifest) -> bool:
     return (
         manifest.adapter.format == "peft"
         and manifest.adapter.peft_type == "LORA"
+        and manifest.method != DISCIPLINE_EXPERTS
         and not manifest.method_details.get("quantization")
     )
 
@@ -61,6 +67,8 @@ class ModelSwitcher:
     _tokenizer: Any = None
     _names: dict[str, str] = field(default_factory=dict)
     """Adapter folder -> its adapter name inside the PeftModel."""
+    _experts: Any = None
+    """The active discipline experts (``DisciplineExperts``), while such a model is active."""
 
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
@@ -95,6 +103,8 @@ class ModelSwitcher:
             stack.enter_context(self._peft.disable_adapter())
             return self._peft
         assert manifest is not None
+        if manifest.method == DISCIPLINE_EXPERTS:
+            return self._enter_experts(model.adapter_dir, stack)
         if not shares_base(manifest):
             from trainer.loading import load_trained
 
@@ -102,6 +112,31 @@ class ModelSwitcher:
             loaded, _ = load_trained(model.adapter_dir, base=self.base, device=self.device)
             return loaded
         return self._swap_in(model.adapter_dir)
+
+    def route(self, discipline: str | None) -> None:
+        """Activate the expert of ``discipline`` (the fallback when ``None`` or unknown) when
+        the active model is a discipline-experts run; nothing otherwise."""
+        if self._experts is not None:
+            self._experts.use(discipline)
+
+    def _enter_experts(self, adapter_dir: Path, stack: ExitStack) -> Any:
+        """Discipline experts load on a fresh base of their own (adding their adapters to the
+        shared one would leave them in the swap set), for the duration of the block."""
+        from trainer.methods.moe_lora_discipline.inference import DisciplineExperts
+        from trainer.models import load_model
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                experts = DisciplineExperts(
+                    load_model(self.base.path, device=self.device), adapter_dir
+                )
+        except Exception as exc:
+            raise ModelResolutionError(f"cannot load the experts in {adapter_dir}: {exc}") from exc
+        self.loads["standalone"] += 1
+        self._experts = experts
+        stack.callback(setattr, self, "_experts", None)
+        return experts.use(None)
 
     def _swap_in(self, adapter_dir: Path) -> Any:
         from peft import PeftModel

@@ -19,6 +19,7 @@ from trainer.methods.base import AdapterMethodConfig, Method, MethodConfig, Targ
 from trainer.methods.full.config import FullConfig
 from trainer.methods.lora.config import LoraConfig
 from trainer.methods.moe_lora.config import MoeLoraConfig
+from trainer.methods.moe_lora_discipline.config import DisciplineMoeLoraConfig
 from trainer.methods.partial.config import PartialConfig
 from trainer.methods.qlora.config import QLoraConfig
 
@@ -55,6 +56,9 @@ REGISTRY: dict[Method, MethodSpec] = {
                    "LoRA on a 4-bit NF4 base (bitsandbytes)", "peft"),
         MethodSpec(Method.MOE_LORA, MoeLoraConfig, "trainer.methods.moe_lora.builder:build",
                    "mixture of LoRA experts with a learned router (peft X-LoRA)", "peft"),
+        MethodSpec(Method.MOE_LORA_DISCIPLINE, DisciplineMoeLoraConfig,
+                   "trainer.methods.moe_lora_discipline.builder:build",
+                   "one LoRA expert per discipline, routed by the record's discipline", "peft"),
         MethodSpec(Method.FULL, FullConfig, "trainer.methods.full.builder:build",
                    "full fine-tuning", "transformers"),
         MethodSpec(Method.PARTIAL, PartialConfig, "trainer.methods.partial.builder:build",
@@ -82,6 +86,7 @@ __all__ = [
     "REGISTRY",
     "AdaLoraConfig",
     "AdapterMethodConfig",
+    "DisciplineMoeLoraConfig",
     "FullConfig",
     "LoraConfig",
     "Method",

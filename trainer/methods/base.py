@@ -21,6 +21,7 @@ class Method(StrEnum):
     ADALORA = "adalora"
     QLORA = "qlora"
     MOE_LORA = "moe_lora"
+    MOE_LORA_DISCIPLINE = "moe_lora_discipline"
     FULL = "full"
     PARTIAL = "partial"
 
@@ -54,7 +55,7 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class AdapterMethodConfig(MethodConfig):
-    """Fields shared by the low-rank adapter methods (LoRA, AdaLoRA, QLoRA, MoE-LoRA)."""
+    """Fields shared by the low-rank adapter methods (LoRA, AdaLoRA, QLoRA, both MoE-LoRAs)."""
 
     rank: int = field(
         default=16,

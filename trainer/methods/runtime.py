@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from trainer.architecture import TargetPlan
+from trainer.data import Example
 from trainer.methods.base import AdapterMethodConfig, MethodConfig, TargetScope
 from trainer.models import BaseModelRef
 
@@ -39,6 +41,14 @@ def quiet_peft() -> Iterator[None]:
         )
         warnings.filterwarnings("ignore", message=r".*use_reentrant.*", category=UserWarning)
         yield
+
+
+@dataclass(frozen=True)
+class Route:
+    """Examples of a micro-batch that run through the model together, in ``context``."""
+
+    examples: list[Example]
+    context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
 
 
 class MethodRuntime(ABC):
@@ -90,6 +100,12 @@ class MethodRuntime(ABC):
         with torch.no_grad():
             for name, param in self._trainable:
                 param.copy_(state[name].to(param.device))
+
+    def route(self, examples: Sequence[Example]) -> list[Route]:
+        """How a micro-batch runs: the groups its examples are split into, each forward pass
+        (and its backward) inside that group's context. One group and no context by default;
+        a method that routes examples to experts activates the group's expert there."""
+        return [Route(list(examples))]
 
     def after_optimizer_step(self, step: int) -> None:
         """Called after every optimizer step (0-based ``step``) while gradients still exist.

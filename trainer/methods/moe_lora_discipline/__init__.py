@@ -1,0 +1,1 @@
+"""The moe_lora_discipline method: see ``config.py``, ``builder.py`` and ``inference.py``."""
