@@ -4,7 +4,7 @@ corpus text."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
@@ -59,3 +59,16 @@ def list_evaluations(state: StateDep) -> list[EvaluationPublic]:
 def read_evaluation(report_id: ReportId, state: StateDep) -> EvaluationPublic:
     """One recorded evaluation (404 when no such report was recorded)."""
     return EvaluationPublic(**state.parts.evaluation.describe(report_id))
+
+
+@router.get(
+    "/{report_id}/report", dependencies=[AnyRole], responses=error_responses(401, 403, 404, 409)
+)
+def read_evaluation_report(report_id: ReportId, state: StateDep) -> dict[str, Any]:
+    """The evaluation's ``report.json``: per model its summary and its discipline x task cells
+    (item counts, knowledge/teaching/application/overall, metric means), control set, glossary
+    probes and contamination list (item and record ids); per adapter its deltas against the base
+    and forgetting flags. Ids and numbers only: no corpus text, no answers. 404 when no such
+    evaluation was recorded or its report file is not on this server, 409 when the file's sha256
+    differs from the recorded one."""
+    return state.parts.evaluation.report(report_id)

@@ -10,6 +10,8 @@ so an interrupted evaluation run again resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from api.services.generation import resolve_adapter_dir
 from ledger.application import CorpusLedger
-from ledger.errors import InvalidRequest
+from ledger.errors import Conflict, InvalidRequest, NotFound
+
+#: Keys that could hold corpus text or a model's answer: dropped from a served report wherever
+#: they occur (report.json holds ids and numbers only; this keeps it so if that ever changes).
+TEXT_KEYS = frozenset(
+    {"answer", "answers", "prompt", "reference", "text", "texts", "instruction", "input", "output"}
+)
+#: Report sections a reader of the scores has no use for: the files beside the report (the
+#: answers file among them) and where adapters lie on the evaluating machine.
+DROPPED_KEYS = frozenset({"files", "adapter_dir"})
 
 if TYPE_CHECKING:
     from ledger.vocabulary import Discipline, TaskType
@@ -227,3 +238,38 @@ class EvaluationService:
     def describe(self, report_id: str) -> dict[str, Any]:
         """One recorded evaluation; raises :class:`NotFound`."""
         return self.ledger.evaluation(report_id).to_dict()
+
+    def report(self, report_id: str) -> dict[str, Any]:
+        """The recorded evaluation's ``report.json``, checked against the sha256 the ledger
+        recorded, without anything that could hold text; raises :class:`NotFound` (no such
+        evaluation, or its report file is not on this server) or :class:`Conflict` (the file's
+        hash differs from the recorded one)."""
+        recorded = self.describe(report_id)
+        path = Path(recorded["report_dir"]) / "report.json"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise NotFound(f"evaluation {report_id}: report not on this server") from exc
+        if hashlib.sha256(data).hexdigest() != recorded["report_sha256"]:
+            raise Conflict(
+                f"evaluation {report_id}: report.json differs from the one recorded (sha256)"
+            )
+        try:
+            document = json.loads(data)
+        except ValueError as exc:  # cannot happen for the recorded bytes, kept for mypy's sake
+            raise Conflict(f"evaluation {report_id}: report.json is not JSON") from exc
+        cleaned = _without_text(document)
+        return cleaned if isinstance(cleaned, dict) else {}
+
+
+def _without_text(value: Any) -> Any:
+    """``value`` without any :data:`TEXT_KEYS` or :data:`DROPPED_KEYS` entry, at any depth."""
+    if isinstance(value, dict):
+        return {
+            k: _without_text(v)
+            for k, v in value.items()
+            if k not in TEXT_KEYS and k not in DROPPED_KEYS
+        }
+    if isinstance(value, list):
+        return [_without_text(v) for v in value]
+    return value

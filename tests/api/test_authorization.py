@@ -143,6 +143,7 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         ("GET", "/v1/search?q=entropy", None, {**everyone, "auditor": 403}),
         ("GET", "/v1/evaluations", None, everyone),
         ("GET", "/v1/evaluations/eval-none", None, {w: 404 for w in WHO[2:]}),
+        ("GET", "/v1/evaluations/eval-none/report", None, {w: 404 for w in WHO[2:]}),
         (
             "POST",
             "/v1/training/runs",

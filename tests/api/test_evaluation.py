@@ -150,6 +150,51 @@ def test_the_routes_list_and_show_evaluations(
         assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
 
 
+def test_the_report_route_serves_the_checked_report(
+    evaluated: dict[str, Any], ledger_settings: LedgerSettings
+) -> None:
+    keys = issue_keys(ledger_settings)
+    report_json = Path(evaluated["report_json"])
+    original = report_json.read_bytes()
+    path = f"/v1/evaluations/{evaluated['report_id']}/report"
+    api = ApiSettings(trainer=False)
+    with TestClient(create_app(settings=ledger_settings, api_settings=api)) as client:
+        shown = client.get(path, headers=keys.xidian)
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        assert body["report_id"] == evaluated["report_id"]
+        base, *adapters = body["models"]
+        cells = {(c["discipline"], c["task_type"]) for c in base["cells"]}
+        assert cells == {
+            ("information_theory", "knowledge_qa"),
+            ("computer_networks", "teaching_dialogue"),
+        }
+        for cell in base["cells"]:
+            assert cell["items"] == 1
+            assert {"knowledge", "teaching", "application", "overall"} <= set(cell)
+        assert [c["model"] for c in body["comparisons"]] == [m["name"] for m in adapters]
+        assert all("delta" in c for c in body["comparisons"][0]["cells"])
+        assert "files" not in body and "adapter_dir" not in body["lineage"]["models"][1]
+        # nothing of the answers file (or any benchmark text) comes back
+        answers = Path(evaluated["answers"]).read_text(encoding="utf-8").splitlines()
+        texts = {json.loads(line)["answer"] for line in answers}
+        texts = {t for t in texts if len(t) >= 12}  # short ones could match a number's digits
+        assert not [t for t in texts if t in shown.text]
+        assert '"answer"' not in shown.text and '"prompt"' not in shown.text
+        try:
+            report_json.write_bytes(original.replace(b'"seconds"', b'"seconds" ', 1))
+            changed = client.get(path, headers=keys.auditor)
+            assert changed.status_code == 409 and changed.json()["error"] == "Conflict"
+            report_json.unlink()
+            gone = client.get(path, headers=keys.trainer)
+            assert gone.status_code == 404 and "report not on this server" in gone.text
+        finally:
+            report_json.write_bytes(original)
+        assert client.get(path, headers=keys.admin).status_code == 200
+        unknown = client.get("/v1/evaluations/eval-nope/report", headers=keys.bupt)
+        assert unknown.status_code == 404
+
+
 def test_bad_models_and_cells_are_usage_errors(
     ledger_settings: LedgerSettings, adapters: tuple[Path, Path, Path]
 ) -> None:

@@ -510,12 +510,82 @@ def test_evaluations_are_listed_with_their_scores(
         tab.sign_in("auditor")
         tab.open("evaluations")
         tab.page.click("#evaluations a[href='#/evaluations/eval-console']")
+        # the click changes the hash; the page is drawn once both of its requests answered
+        tab.page.wait_for_selector("#heatmap-missing")
         tab.ready()
         cells = tab.page.query_selector_all("td.heat")
         assert [c.inner_text() for c in cells] == ["0.25", "0.62"]
         colours = [c.evaluate("(td) => getComputedStyle(td).backgroundColor") for c in cells]
         assert len(set(colours)) == 2, colours  # each score on its own colour of the scale
+        # its report file is not on this server: said so, no heatmap
+        assert tab.page.is_visible("#heatmap-missing")
+        assert tab.page.query_selector_all("table.heatmap") == []
         tab.check(f"evaluation-{viewport['width']}")
+
+
+def test_an_evaluation_report_is_shown_as_heatmaps(
+    console: Any, console_server: ConsoleServer, tmp_path: Path
+) -> None:
+    """A real evaluation on the server's home (the base and a tiny adapter, one item in each of
+    two cells): its heatmap per model and dimension, the deltas, flags and contamination."""
+    from api.composition import Parts
+    from api.services.evaluation import EvaluationRequest, EvaluationService
+    from tests.trainer.conftest import sample_records
+    from tests.trainer.eval.adapters import train_tiny_adapter
+
+    home = console_server.home
+    adapter = train_tiny_adapter(
+        tmp_path / "adapter", records=sample_records(12), cache_dir=home / "models"
+    )
+    with Parts(console_server.settings) as parts:
+        service = EvaluationService(
+            ledger=parts.ledger, eval_dir=home / "eval", model_cache_dir=home / "models"
+        )
+        done = service.evaluate(
+            EvaluationRequest(
+                models=["base", str(adapter)],
+                cells=["information_theory:knowledge_qa", "computer_networks:teaching_dialogue"],
+                limit=1,
+                max_new_tokens=4,
+                glossary_terms=0,
+            )
+        )
+    report_id = done["report_id"]
+    for viewport, name in ((DESKTOP, "evaluation-heatmap"), (PHONE, "evaluation-heatmap-390")):
+        tab: Console = console(viewport)
+        tab.sign_in("auditor")
+        tab.open(f"evaluations/{report_id}")
+        tab.page.wait_for_selector("table.heatmap td.heat-cell")
+        tables = tab.page.query_selector_all("table.heatmap")
+        assert [t.get_attribute("data-model") for t in tables] == ["base", str(adapter)]
+        cells = tab.page.query_selector_all("table.heatmap td.heat-cell[data-value]")
+        assert len(cells) == 4  # two cells per model
+        for cell in cells:
+            assert re.fullmatch(r"\d\.\d{3}", cell.query_selector(".score").inner_text())
+            colour = cell.evaluate("(td) => getComputedStyle(td).backgroundColor")
+            assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), colour
+        heads = [th.inner_text() for th in tables[0].query_selector_all("tbody th")]
+        assert len(heads) == 2 and all(heads)
+        assert "#/evaluations" in tab.nav()
+        assert tab.page.is_visible("#forgetting") and tab.page.is_visible("#contamination")
+        # another dimension, then the deltas of the adapter against the base
+        tab.page.select_option("#heatmap-dimension", "teaching")
+        tab.page.wait_for_selector("table.heatmap td.heat-cell[data-value]")
+        tab.page.check("#heatmap-deltas")
+        tab.page.wait_for_selector("table.heatmap td.heat-cell.delta")
+        adapter_cells = tab.page.query_selector_all("table.heatmap")[1].query_selector_all(
+            "td.heat-cell[data-value]"
+        )
+        deltas = [c.query_selector(".score").inner_text() for c in adapter_cells]
+        assert len(deltas) == 2 and all(re.fullmatch(r"[+-]?\d\.\d{3}", d) for d in deltas)
+        tab.page.uncheck("#heatmap-deltas")
+        tab.page.select_option("#heatmap-dimension", "overall")
+        if viewport is PHONE:
+            wrap = tab.page.query_selector(".heatmap-wrap")
+            assert wrap is not None
+            overflow = wrap.evaluate("(w) => getComputedStyle(w).overflowX")
+            assert overflow == "auto", overflow
+        tab.check(name)
 
 
 def test_question_bank_headers_are_read_in_the_browser(console: Any, tmp_path: Path) -> None:

@@ -1,10 +1,13 @@
-// Evaluations (GET /v1/evaluations[/{id}]), shown when the server serves them: the recorded
-// reports, and one report's models on a heat scale of their headline scores. The per-cell
-// scores stay in the report file on the evaluating machine; the ledger holds its sha256.
+// Evaluations (GET /v1/evaluations[/{id}[/report]]), shown when the server serves them: the
+// recorded reports, one report's models on a heat scale of their headline scores and, where this
+// server holds the report file (checked against the recorded sha256), a discipline x task heatmap
+// per model and dimension, the deltas against the base, forgetting flags and contamination.
 
-import {api} from "../api.js";
-import {h, add, table, row, facts, code, link, number, when} from "../dom.js";
-import {t} from "../i18n.js";
+import {api, ApiError} from "../api.js";
+import {h, add, clear, table, row, facts, code, link, number, when, field, options} from "../dom.js";
+import {t, term} from "../i18n.js";
+
+const DIMENSIONS = ["overall", "knowledge", "teaching", "application"];
 
 export const page = {
   id: "evaluations",
@@ -34,7 +37,18 @@ function heat(cell, score) {
 }
 
 async function renderOne(ctx, root, reportId, signal) {
-  const e = await api("/v1/evaluations/" + encodeURIComponent(reportId), {signal});
+  const path = "/v1/evaluations/" + encodeURIComponent(reportId);
+  const e = await api(path, {signal});
+  let report = null;
+  let missing = null;
+  if (ctx.routes.includes("/v1/evaluations/{report_id}/report")) {
+    try {
+      report = await api(path + "/report", {signal});
+    } catch (error) {
+      if (!(error instanceof ApiError) || ![404, 409].includes(error.status)) throw error;
+      missing = t(error.status === 409 ? "evaluations.report_changed" : "evaluations.report_missing");
+    }
+  }
   const headers = [t("evaluations.model"), t("evaluations.overall"), t("evaluations.scored"), t("evaluations.refused"), t("evaluations.forgetting")];
   const rows = e.models.map((m) => {
     const overall = h("td", {class: "heat", text: number(m.overall, 3)});
@@ -49,6 +63,9 @@ async function renderOne(ctx, root, reportId, signal) {
     h("section", {class: "card"}, h("h2", {text: t("evaluations.scores")}),
       h("p", {class: "hint", text: t("evaluations.scores_lead")}),
       table(t("evaluations.scores"), headers, rows)),
+    report ? reportSections(report) : null,
+    missing ? h("section", {class: "card", id: "heatmap"}, h("h2", {text: t("evaluations.heatmap")}),
+      h("p", {class: "hint", id: "heatmap-missing", text: missing})) : null,
     h("section", {class: "card"}, h("h2", {text: t("evaluations.details")}), facts([
       [t("evaluations.benchmark"), `${e.benchmark_name} ${e.benchmark_version}`],
       [t("evaluations.benchmark_hash"), code(e.benchmark_hash)],
@@ -61,4 +78,149 @@ async function renderOne(ctx, root, reportId, signal) {
       [t("evaluations.completed"), when(e.completed_at)],
       [t("evaluations.seconds"), number(e.seconds, 4)],
     ])));
+}
+
+// -- the report: heatmaps, forgetting flags, contamination ------------------------------------
+
+/** A delta's background: red for a loss, green for a gain, paler the smaller it is. */
+function deltaHeat(cell, delta) {
+  if (delta === null || delta === undefined) return;
+  const strength = Math.min(1, Math.abs(delta) / 0.25);
+  const hue = delta < 0 ? 0 : 120;
+  cell.style.backgroundColor = `hsl(${hue}, 65%, ${Math.round(96 - strength * 14)}%)`;
+}
+
+function fixed(value, signed) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  const text = value.toFixed(3);
+  return signed && value > 0 ? "+" + text : text;
+}
+
+/** Disciplines and task types in the order the benchmark lists its cells. */
+function axes(report) {
+  const cells = (report.benchmark && report.benchmark.cells) || [];
+  const disciplines = [...new Set(cells.map((c) => c.discipline))];
+  const tasks = [...new Set(cells.map((c) => c.task_type))];
+  for (const m of report.models || []) {
+    for (const c of m.cells || []) {
+      if (!disciplines.includes(c.discipline)) disciplines.push(c.discipline);
+      if (!tasks.includes(c.task_type)) tasks.push(c.task_type);
+    }
+  }
+  return {disciplines, tasks};
+}
+
+function heatmapTable(model, comparison, dimension, deltas, grid) {
+  const key = (d, task) => `${d}|${task}`;
+  const scores = new Map((model.cells || []).map((c) => [key(c.discipline, c.task_type), c]));
+  const changes = new Map(((comparison && comparison.cells) || []).map((c) => [key(c.discipline, c.task_type), c]));
+  const label = t(deltas ? "evaluations.heatmap_delta_label" : "evaluations.heatmap_label",
+    {model: model.name, dimension: t("evaluations.dim_" + dimension)});
+  const head = h("tr", null, h("th", {scope: "col", text: t("evaluations.discipline_task")}),
+    grid.tasks.map((task) => h("th", {scope: "col", text: term("task", task)})));
+  const body = grid.disciplines.map((d) => h("tr", null, h("th", {scope: "row", text: term("discipline", d)}),
+    grid.tasks.map((task) => {
+      const cell = h("td", {class: "heat-cell"});
+      if (deltas) {
+        const change = changes.get(key(d, task));
+        const delta = change && change.delta ? change.delta[dimension] : null;
+        if (change === undefined) {
+          add(cell, h("span", {class: "muted", text: "–"}));
+          return cell;
+        }
+        cell.classList.add("delta");
+        cell.dataset.value = String(delta);
+        add(cell, h("span", {class: "score", text: fixed(delta, true)}),
+          h("span", {class: "n", text: t("evaluations.paired", {n: number(change.paired_items)})}));
+        if (change.forgetting) {
+          cell.classList.add("forgot");
+          add(cell, h("span", {class: "flag", text: "⚠ " + t("evaluations.forgot")}));
+        }
+        deltaHeat(cell, delta);
+        return cell;
+      }
+      const scored = scores.get(key(d, task));
+      if (scored === undefined) {
+        add(cell, h("span", {class: "muted", text: "–"}));
+        return cell;
+      }
+      const value = scored[dimension];
+      cell.dataset.value = String(value);
+      add(cell, h("span", {class: "score", text: fixed(value, false)}),
+        h("span", {class: "n", text: t("evaluations.n_items", {n: number(scored.items)})}));
+      heat(cell, value);
+      return cell;
+    })));
+  return h("div", {class: "table-wrap heatmap-wrap", tabIndex: 0, attrs: {role: "region", "aria-label": label}},
+    h("table", {class: "heatmap", dataset: {model: model.name}}, h("caption", {text: label}), h("thead", null, head), h("tbody", null, body)));
+}
+
+function reportSections(report) {
+  const models = report.models || [];
+  const comparisons = new Map((report.comparisons || []).map((c) => [c.model, c]));
+  const grid = axes(report);
+  const dimension = h("select", {id: "heatmap-dimension"},
+    options(DIMENSIONS.map((d) => [d, t("evaluations.dim_" + d)]), "overall"));
+  const deltas = h("input", {type: "checkbox", id: "heatmap-deltas", disabled: comparisons.size === 0});
+  const maps = h("div", {id: "heatmaps"});
+  const draw = () => {
+    clear(maps);
+    for (const model of models) {
+      const comparison = comparisons.get(model.name);
+      const showDeltas = deltas.checked && comparison !== undefined;
+      const lead = deltas.checked && comparison === undefined
+        ? t(model.kind === "base" ? "evaluations.is_base" : "evaluations.no_deltas") : null;
+      add(maps, h("h3", {text: model.name}),
+        h("p", {class: "hint", text: t("evaluations.model_summary", {
+          overall: fixed(model.summary && model.summary.overall, false),
+          items: number(model.summary && model.summary.items_scored),
+        })}),
+        lead ? h("p", {class: "hint", text: lead}) : null,
+        heatmapTable(model, comparison, dimension.value, showDeltas, grid));
+    }
+  };
+  dimension.addEventListener("change", draw);
+  deltas.addEventListener("change", draw);
+  draw();
+  return [
+    h("section", {class: "card", id: "heatmap"}, h("h2", {text: t("evaluations.heatmap")}),
+      h("p", {class: "hint", text: t("evaluations.heatmap_lead")}),
+      h("div", {class: "heatmap-controls"},
+        field(t("evaluations.dimension"), dimension),
+        h("label", {class: "check"}, deltas, t("evaluations.show_deltas"))),
+      maps),
+    forgettingSection(report.comparisons || []),
+    contaminationSection(models.filter((m) => m.kind !== "base")),
+  ];
+}
+
+function forgettingSection(comparisons) {
+  const flags = comparisons.flatMap((c) => (c.forgetting || []).map((f) => row(
+    c.model,
+    f.scope === "cell" ? `${term("discipline", f.discipline)} × ${term("task", f.task_type)}` : t("evaluations.control_set"),
+    f.reason || "–")));
+  return h("section", {class: "card", id: "forgetting"}, h("h2", {text: t("evaluations.forgetting")}),
+    comparisons.length === 0
+      ? h("p", {class: "hint", text: t("evaluations.no_adapters")})
+      : flags.length
+        ? table(t("evaluations.forgetting"), [t("evaluations.model"), t("evaluations.where"), t("evaluations.reason")], flags)
+        : h("p", {class: "ok", text: t("evaluations.no_flags")}));
+}
+
+function contaminationSection(adapters) {
+  const parts = adapters.map((m) => {
+    const c = m.contamination || {};
+    if (!c.checked) return h("p", {class: "hint", text: t("evaluations.not_checked", {model: m.name})});
+    const items = c.items || [];
+    return h("div", null,
+      h("p", {text: t("evaluations.checked", {
+        model: m.name, texts: number(c.texts_available), records: number(c.training_records), refused: number(items.length),
+      })}),
+      items.length ? table(t("evaluations.contamination") + ": " + m.name,
+        [t("evaluations.item"), t("evaluations.fields"), t("evaluations.shared"), t("evaluations.records")],
+        items.map((i) => row(code(i.item_id), (i.fields || []).join(", "), number(i.shared_ngrams),
+          h("td", null, (i.record_ids || []).map((r) => h("div", null, code(r))))))) : null);
+  });
+  return h("section", {class: "card", id: "contamination"}, h("h2", {text: t("evaluations.contamination")}),
+    parts.length ? parts : h("p", {class: "hint", text: t("evaluations.no_adapters")}));
 }
