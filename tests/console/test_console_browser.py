@@ -284,7 +284,7 @@ def _auditor_verifies(tab: Console, bundle: Path) -> None:
     assert tab.nav() == reader_pages(tab.server)
     tab.open("audit")
     page.set_input_files("#bundle-file", str(bundle))
-    # A function, not an expression: Playwright polls an expression with eval, which the CSP forbids.
+    # A function, not an expression: Playwright polls an expression with eval (the CSP forbids it).
     page.wait_for_function("() => document.getElementById('bundle-text').value.length > 0")
     page.click("#verify-submit")
     page.wait_for_selector("#verdict")
