@@ -183,6 +183,25 @@ class Setup:
             )
 
 
+def kafka_setup(stack: ExitStack, *, root: Path, bootstrap: str, prefix: str) -> Setup:
+    """A :class:`Setup` on ``bootstrap`` (a fresh topic prefix starting with ``prefix``) and two
+    fresh anvil nodes, one per chain, stopped when ``stack`` closes."""
+    defaults = LedgerSettings(home=root / "defaults")
+    academic = stack.enter_context(AnvilNode(chain_id=defaults.academic_chain_id))
+    incentive = stack.enter_context(AnvilNode(chain_id=defaults.incentive_chain_id))
+    return Setup(
+        root=root,
+        url=f"kafka://{bootstrap}?prefix={prefix}{uuid.uuid4().hex[:10]}&timeout_s=90",
+        chain_env={
+            "BYR_CHAIN_BACKEND": "rpc",
+            "BYR_ACADEMIC_RPC_URL": academic.url,
+            "BYR_INCENTIVE_RPC_URL": incentive.url,
+            "BYR_ACADEMIC_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
+            "BYR_INCENTIVE_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
+        },
+    )
+
+
 def stream_files(folder: Path, *, records: int, batch_size: int) -> list[Path]:
     """The stream as JSON files of ``batch_size`` records (the same for every setup)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,21 +228,8 @@ def run_setup(
 ) -> dict[str, Any]:
     """Carry the stream through ``governance_workers`` workers; the figures and the checks."""
     root = workdir / f"workers-{governance_workers}"
-    defaults = LedgerSettings(home=root / "defaults")
     with ExitStack() as stack:
-        academic = stack.enter_context(AnvilNode(chain_id=defaults.academic_chain_id))
-        incentive = stack.enter_context(AnvilNode(chain_id=defaults.incentive_chain_id))
-        setup = Setup(
-            root=root,
-            url=f"kafka://{bootstrap}?prefix=gw{uuid.uuid4().hex[:10]}&timeout_s=90",
-            chain_env={
-                "BYR_CHAIN_BACKEND": "rpc",
-                "BYR_ACADEMIC_RPC_URL": academic.url,
-                "BYR_INCENTIVE_RPC_URL": incentive.url,
-                "BYR_ACADEMIC_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
-                "BYR_INCENTIVE_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
-            },
-        )
+        setup = kafka_setup(stack, root=root, bootstrap=bootstrap, prefix="gw")
         setup.cli("init", "--json")
         account = dev_accounts().institutions[0].address
         setup.cli("institution", "add", "bupt", "--name", "BUPT", "--account", account)

@@ -59,7 +59,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 import psutil  # noqa: E402
 
 from bench.dedup_synth import SynthCorpus  # noqa: E402
-from bench.governance_workers import Setup, _log_tails, _stop, environment  # noqa: E402
+from bench.governance_workers import _log_tails, _stop, environment, kafka_setup  # noqa: E402
 from bench.governance_workers import kafka_bootstrap as start_kafka  # noqa: E402
 from ledger.eventlog import EventLog, open_event_log  # noqa: E402
 from ledger.events import (  # noqa: E402
@@ -371,31 +371,17 @@ def run_kafka(
 ) -> dict[str, Any]:
     """A Kafka log and two anvil nodes; each stage run by ``byr worker`` processes started when
     the stage starts (and kept up until the end)."""
-    from ledger.chain.accounts import DEV_PRIVATE_KEYS, dev_accounts
-    from ledger.chain.anvil import AnvilNode
+    from ledger.chain.accounts import dev_accounts
     from ledger.settings import LedgerSettings
 
     root = workdir / f"kafka-{uuid.uuid4().hex[:6]}"
-    defaults = LedgerSettings(home=root / "defaults")
     processes: dict[str, Any] = {}
     progress = Progress()
     stages: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()
     with ExitStack() as stack:
         rss = stack.enter_context(PeakRss())
-        academic = stack.enter_context(AnvilNode(chain_id=defaults.academic_chain_id))
-        incentive = stack.enter_context(AnvilNode(chain_id=defaults.incentive_chain_id))
-        setup = Setup(
-            root=root,
-            url=f"kafka://{bootstrap}?prefix=scale{uuid.uuid4().hex[:10]}&timeout_s=90",
-            chain_env={
-                "BYR_CHAIN_BACKEND": "rpc",
-                "BYR_ACADEMIC_RPC_URL": academic.url,
-                "BYR_INCENTIVE_RPC_URL": incentive.url,
-                "BYR_ACADEMIC_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
-                "BYR_INCENTIVE_PRIVATE_KEY": DEV_PRIVATE_KEYS[0],
-            },
-        )
+        setup = kafka_setup(stack, root=root, bootstrap=bootstrap, prefix="scale")
         init_started = time.perf_counter()
         setup.cli("init", "--json")
         account = dev_accounts().institutions[0].address
