@@ -281,7 +281,12 @@ class Parts:
 
         if self.settings.intake_processes == 0:
             return None
-        pool = IntakePool(processes=self.settings.intake_processes)
+        # The SQLite log serializes writers of every process, so its workers record too.
+        records = urlsplit(self.settings.event_log_url).scheme == "sqlite"
+        pool = IntakePool(
+            processes=self.settings.intake_processes,
+            settings=self.settings if records else None,
+        )
         self._closers.append(pool.close)
         return pool
 

@@ -52,7 +52,7 @@ from api.schemas import (
 )
 from api.services.governance_report import batch_report
 from api.services.keys import NotAuthorized, Principal, Role
-from api.services.submission import SubmissionOutcome
+from api.services.submission import SubmissionReport
 from api.submissions import SubmissionStatus, TrackedSubmission
 from api.visibility import check_institution, record_for
 from ingest.banks import ColumnMapping, ConversionOptions
@@ -253,17 +253,34 @@ async def submit(
     submission: Submission,
     who: Principal,
     item: TrackedSubmission | None = None,
-) -> SubmissionOutcome:
+) -> SubmissionReport:
     """Submit received bytes through the same two steps as ``byr submit``: intake (validation
     and desensitization, the slow part) one at a time, outside the writer's turn and in a worker
     process (:mod:`api.intake_pool`), so reads, status and other writers go on meanwhile; then
-    recording, in the writer's turn. The batch records the key it came with."""
+    recording. On the embedded SQLite log the worker records the batch too and the server only
+    catches up (and, with ``wait``, drains the pipeline) in the writer's turn; otherwise the
+    server records it there. The batch records the key it came with."""
     options = submission.options
     if not who.owns(options.institution_id):
         raise NotAuthorized("a contributor key submits for its own institution only")
     service = state.parts.submission
     await run_in_threadpool(service.ledger.institution, options.institution_id)
     pool = state.parts.intake_pool
+    if pool is not None and pool.records:
+        async with state.intake_lock:
+            report = await pool.submit(
+                submission.data,
+                source_name=submission.source_name,
+                institution_id=options.institution_id,
+                discipline=options.discipline,
+                conversion=submission.conversion,
+                strict=options.strict,
+                submitted_by=who.attribution,
+            )
+        if item is not None:
+            item.status = SubmissionStatus.RECORDING
+        async with exclusive(state):
+            return await run_in_threadpool(partial(service.complete, report, wait=options.wait))
     async with state.intake_lock:
         if pool is not None:
             intake = await pool.read(
@@ -288,7 +305,7 @@ async def submit(
     if item is not None:
         item.status = SubmissionStatus.RECORDING
     async with exclusive(state):
-        return await run_in_threadpool(
+        outcome = await run_in_threadpool(
             service.record,
             intake,
             institution_id=options.institution_id,
@@ -296,16 +313,14 @@ async def submit(
             wait=options.wait,
             submitted_by=who.attribution,
         )
+    return outcome.report()
 
 
-def recorded(outcome: SubmissionOutcome) -> SubmissionPublic:
+def recorded(report: SubmissionReport) -> SubmissionPublic:
     """The submission document, or ``BatchNotRecorded`` with every issue."""
-    if outcome.batch is None:
-        intake = outcome.intake
-        raise BatchNotRecorded(
-            f"nothing recorded: {intake.summary()}", issues=[i.to_dict() for i in intake.issues]
-        )
-    return submission_public(outcome)
+    if report.batch_id is None:
+        raise BatchNotRecorded(f"nothing recorded: {report.summary}", issues=report.issues)
+    return SubmissionPublic.model_validate(report.document)
 
 
 async def submit_later(
@@ -323,12 +338,6 @@ async def submit_later(
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
 """Submissions running after their 202 (referenced, so they are not collected mid-way)."""
-
-
-def submission_public(outcome: SubmissionOutcome) -> SubmissionPublic:
-    """The ``byr submit --json`` document of ``outcome``."""
-    data = outcome.to_dict()
-    return SubmissionPublic.model_validate(data)
 
 
 _UPLOAD_BODY_DOC: dict[str, Any] = {

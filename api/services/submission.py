@@ -43,24 +43,53 @@ class SubmissionOutcome:
             "pipeline": self.pipeline,
         }
         if self.batch is not None and self.view is not None:
-            view = self.view
             data.update(
                 batch_id=self.batch.batch_id,
                 merkle_root=self.batch.merkle_root,
                 metadata_hash=self.batch.metadata_hash,
                 record_ids=self.batch.record_ids,
-                status=view.status,
-                accepted=view.accepted_count,
-                policy_version=view.policy_version,
-                tx_hash=view.tx_hash,
-                block_number=view.block_number,
-                chain_id=view.chain_id,
-                contract_address=view.contract_address,
-                reward_wei=view.reward_wei if view.reward_tx_hash else None,
-                reward_tx_hash=view.reward_tx_hash,
-                anchor_error=view.anchor_error,
             )
+            data.update(view_fields(self.view))
         return data
+
+    def report(self) -> SubmissionReport:
+        """This outcome as a document only (what crosses a process boundary: no records)."""
+        return SubmissionReport(
+            document=self.to_dict(),
+            summary=self.intake.summary(),
+            batch_id=None if self.batch is None else self.batch.batch_id,
+        )
+
+
+def view_fields(view: BatchView) -> dict[str, Any]:
+    """The batch's state in a submission document: status, decisions, anchor and reward."""
+    return {
+        "status": view.status,
+        "accepted": view.accepted_count,
+        "policy_version": view.policy_version,
+        "tx_hash": view.tx_hash,
+        "block_number": view.block_number,
+        "chain_id": view.chain_id,
+        "contract_address": view.contract_address,
+        "reward_wei": view.reward_wei if view.reward_tx_hash else None,
+        "reward_tx_hash": view.reward_tx_hash,
+        "anchor_error": view.anchor_error,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionReport:
+    """A submission's document (:meth:`SubmissionOutcome.to_dict`), the intake's one-line summary,
+    and the recorded batch's id (``None``: nothing was recorded)."""
+
+    document: dict[str, Any]
+    summary: str
+    batch_id: str | None
+
+    @property
+    def issues(self) -> list[dict[str, Any]]:
+        issues: list[dict[str, Any]] = self.document["issues"]
+        return issues
 
 
 class SubmissionService:
@@ -192,3 +221,15 @@ class SubmissionService:
         return SubmissionOutcome(
             intake=intake, batch=batch, view=self.ledger.batch(batch.batch_id), pipeline=pipeline
         )
+
+    def complete(self, report: SubmissionReport, *, wait: bool = False) -> SubmissionReport:
+        """Finish a submission recorded by another process of this home (the HTTP server's intake
+        worker): bring this process's projections up to the log, and with ``wait`` carry the
+        batch through governance, anchoring and rewarding, as :meth:`record` does."""
+        self.ledger.sync()
+        if report.batch_id is None or not wait:
+            return report
+        pipeline = self._drain()
+        document = report.document | {"pipeline": pipeline}
+        document.update(view_fields(self.ledger.batch(report.batch_id)))
+        return SubmissionReport(document=document, summary=report.summary, batch_id=report.batch_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +107,42 @@ def test_reads_and_status_answer_while_a_submission_is_read(
         release.set()
         service.read_bytes = original  # type: ignore[method-assign]
     assert poll(client, accepted.headers["location"])["status"] == "done"
+
+
+def test_the_intake_worker_records_on_the_sqlite_log(tmp_path: Path) -> None:
+    """On the embedded log the worker process reads and records a batch; what it records is the
+    server's at once (the answer, the reads, the key it came with), and a ledger error raised in
+    the worker (an inactive institution) reaches the client as its problem document."""
+    from api.composition import Parts
+    from ledger.events import InstitutionDeactivated, decode
+    from ledger.ids import batch_stream, institution_stream
+    from tests.homes import initialized_settings
+
+    settings = initialized_settings(tmp_path / "home")
+    keys = issue_keys(settings)
+    with Parts(settings) as parts:
+        assert parts.intake_pool is not None and parts.intake_pool.records
+        parts.ledger.append(
+            institution_stream("xidian"),
+            [InstitutionDeactivated(institution_id="xidian", reason="left the consortium")],
+        )
+    kafka = settings.model_copy(update={"event_log": "kafka://127.0.0.1:9/byr"})
+    with Parts(kafka) as parts:
+        pool = parts.intake_pool
+        assert pool is not None and not pool.records  # Kafka: the server records what it reads
+
+    app = create_app(settings=settings, api_settings=ApiSettings())
+    with TestClient(app, headers=keys.bupt) as client:
+        made = client.post("/v1/batches", json={"institution_id": "bupt", "records": GOOD})
+        assert made.status_code == 201, made.text
+        batch_id = made.json()["batch_id"]
+        assert client.get(f"/v1/batches/{batch_id}").json()["record_count"] == 3
+        refused = client.post(
+            "/v1/batches", json={"institution_id": "xidian", "records": GOOD}, headers=keys.xidian
+        )
+        assert refused.status_code == 422, refused.text
+        assert "not active" in refused.json()["message"]
+    with Parts(settings) as parts:
+        (envelope,) = parts.log.read_stream(batch_stream(batch_id))
+        assert decode(envelope).submitted_by == keys.ids["bupt"]
+        assert [b.institution_id for b in parts.ledger.batches()] == ["bupt"]
