@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ ROOT = HERE.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 
 from api.composition import Parts, initialize  # noqa: E402
 from bench.dedup_synth import SynthCorpus  # noqa: E402
@@ -147,7 +150,7 @@ class Load:
 
 
 async def timed_reads(load: Load, readers: int, seconds: float) -> list[float]:
-    stop, out = asyncio.Event(), []
+    stop, out = asyncio.Event(), list[float]()
     tasks = [asyncio.create_task(load.reader(stop, out)) for _ in range(readers)]
     await asyncio.sleep(seconds)
     stop.set()
@@ -155,7 +158,34 @@ async def timed_reads(load: Load, readers: int, seconds: float) -> list[float]:
     return out
 
 
-async def run(args: argparse.Namespace, base: str, key: str) -> dict[str, Any]:
+class PeakRss:
+    """The largest RSS of a process and of each of its children, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.server = 0
+        self.children = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            with contextlib.suppress(psutil.Error):
+                self.server = max(self.server, self._process.memory_info().rss)
+                for child in self._process.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        self.children = max(self.children, child.memory_info().rss)
+
+
+async def run(args: argparse.Namespace, base: str, key: str, server_pid: int) -> dict[str, Any]:
     load = Load(base, key)
     corpus = SynthCorpus(seed=SEED, duplicate_share=0.0)
     # Warm-up: the first intake builds the PII pipelines.
@@ -169,7 +199,7 @@ async def run(args: argparse.Namespace, base: str, key: str) -> dict[str, Any]:
 
     submit_latencies: list[float] = []
     urls: list[str] = []
-    stop, mixed_reads = asyncio.Event(), []
+    stop, mixed_reads = asyncio.Event(), list[float]()
     read_tasks = [asyncio.create_task(load.reader(stop, mixed_reads)) for _ in range(readers)]
     bodies = [
         [batch_lines(corpus, args.batch_records) for _ in range(args.rounds)]
@@ -183,12 +213,14 @@ async def run(args: argparse.Namespace, base: str, key: str) -> dict[str, Any]:
     huge = batch_lines(corpus, args.upload_lines)
     huge_urls: list[str] = []
     huge_latency: list[float] = []
-    stop, huge_reads = asyncio.Event(), []
+    stop, huge_reads = asyncio.Event(), list[float]()
     read_tasks = [asyncio.create_task(load.reader(stop, huge_reads)) for _ in range(readers)]
-    t0 = time.perf_counter()
-    await load.submitter([huge], huge_latency, huge_urls)
-    huge_done = await load.settle(huge_urls)
-    huge_s = time.perf_counter() - t0
+    before = psutil.Process(server_pid).memory_info().rss
+    with PeakRss(server_pid) as peak:
+        t0 = time.perf_counter()
+        await load.submitter([huge], huge_latency, huge_urls)
+        huge_done = await load.settle(huge_urls)
+        huge_s = time.perf_counter() - t0
     stop.set()
     await asyncio.gather(*read_tasks)
 
@@ -209,6 +241,10 @@ async def run(args: argparse.Namespace, base: str, key: str) -> dict[str, Any]:
             "seconds_to_recorded": round(huge_s, 1),
             "status": huge_done[0]["status"] if huge_done else None,
             "reads_during": during,
+            "server_rss_before_mb": round(before / 2**20, 1),
+            "server_peak_rss_mb": round(peak.server / 2**20, 1),
+            "intake_worker_peak_rss_mb": round(peak.children / 2**20, 1),
+            "server_growth_vs_body": round((peak.server - before) / len(huge), 2),
         },
         "ratios": {
             "reads_during_upload_p99_vs_idle": round(
@@ -267,7 +303,7 @@ def main() -> None:
                     time.sleep(0.5)
             else:
                 raise SystemExit("the server did not start; see its log")
-            result = asyncio.run(run(args, base, key))
+            result = asyncio.run(run(args, base, key, server.pid))
         finally:
             server.terminate()
             server.wait(30)
@@ -289,6 +325,12 @@ def main() -> None:
         f"recorded after {huge['seconds_to_recorded']} s ({huge['status']}); reads meanwhile "
         f"p50 {huge['reads_during'].get('p50_ms')} ms p99 {huge['reads_during'].get('p99_ms')} ms"
         f" (x{result['ratios']['reads_during_upload_p99_vs_idle']} of idle p99)"
+    )
+    print(
+        f"memory during it: server {huge['server_rss_before_mb']} -> peak"
+        f" {huge['server_peak_rss_mb']} MB (growth x{huge['server_growth_vs_body']} of the"
+        f" {huge['bytes'] / 2**20:.1f} MB body), intake worker peak"
+        f" {huge['intake_worker_peak_rss_mb']} MB"
     )
     print(f"errors: {result['error_count']}; targets: {result['targets']}")
     print(f"wrote {args.output}")

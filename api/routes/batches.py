@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.deps import (
     AnyRole,
@@ -70,6 +70,8 @@ _MAX_NAME_BYTES = 200
 _MAX_MAPPING_CHARS = 16 * 1024
 _MAX_MAPPING_BRACKETS = 64
 _CONVERSION_FIELDS = ("mapping", "sheet")
+#: The form's fields: the file, the submission options and the question-bank options.
+_MAX_FORM_FIELDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +190,14 @@ async def _read_multipart(request: Request, query: dict[str, Any]) -> Submission
             "send the file as the raw request body with ?institution_id=...&filename=..."
         )
     try:
-        form = await request.form()
-    except StarletteHTTPException as exc:
-        # Starlette answers a body its multipart parser cannot read with a bare 400; the parser's
-        # own message may quote the body, so only the rule is named.
+        form = await InMemoryMultiPartParser(
+            request.headers, request.stream(), max_files=1, max_fields=_MAX_FORM_FIELDS
+        ).parse()
+    except MultiPartException as exc:
+        # The parser's own message may quote the body, so only the rule is named.
         raise UploadRejected(
-            "the multipart body is malformed (boundaries, part headers or encoding)"
+            "the multipart body is malformed or has more than one file or too many fields"
+            " (boundaries, part headers or encoding)"
         ) from exc
     try:
         upload = form.get("file")
@@ -243,6 +247,16 @@ def conversion_options(*, mapping: str | None, sheet: str | None) -> ConversionO
     if sheet is not None and not sheet.strip():
         raise UploadRejected("form field 'sheet': empty; leave it out to read every sheet")
     return ConversionOptions(mapping=column_mapping, sheet=sheet)
+
+
+class InMemoryMultiPartParser(MultiPartParser):
+    """Starlette's multipart parser with the file part kept in memory up to the largest batch.
+
+    Starlette spools a file part larger than 1 MB to a temporary file; a batch holds personal data
+    until intake has desensitized it, so no part of it may reach the disk. The size is bounded by
+    the body guard in front of every route and by the read of the part below."""
+
+    spool_max_size = DEFAULT_LIMITS.max_batch_bytes + _BODY_SLACK_BYTES
 
 
 SubmissionDep = Annotated[Submission, Depends(read_submission)]

@@ -342,6 +342,49 @@ def test_multipart_upload_takes_options_from_form_fields(client: TestClient) -> 
     assert record["record"]["institution_id"] == "bupt"
 
 
+def test_a_large_multipart_upload_never_touches_the_disk(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file part above Starlette's 1 MB spooling threshold stays in memory: the batch holds
+    personal data until intake has desensitized it. Two files in one form are refused."""
+    pytest.importorskip("python_multipart")
+    import tempfile
+
+    spooled: list[object] = []
+    real = tempfile.TemporaryFile
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        spooled.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", watched)
+    lines = [
+        json.dumps(GOOD[0] | {"output": f"{GOOD[0]['output']} 13800138000 ({i}) " + "x" * 2000})
+        for i in range(700)
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > 1024 * 1024
+    response = client.post(
+        "/v1/batches",
+        files={"file": ("big.jsonl", body, "application/jsonl")},
+        data={"institution_id": "bupt"},
+        headers=AUTH,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["valid_records"] == 700
+    assert spooled == []
+    two = client.post(
+        "/v1/batches",
+        files=[
+            ("file", ("a.jsonl", b"{}", "text/plain")),
+            ("file", ("b.jsonl", b"{}", "text/plain")),
+        ],
+        data={"institution_id": "bupt"},
+        headers=AUTH,
+    )
+    _error(two, 422, "UploadRejected")
+
+
 def test_uploads_that_cannot_be_read(client: TestClient) -> None:
     no_institution = client.post(
         "/v1/batches", content=b"{}", headers=AUTH | {"Content-Type": "application/x-ndjson"}
