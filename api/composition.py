@@ -29,7 +29,7 @@ from api.services.provisioning import (
     describe_home,
     wipe_home,
 )
-from api.services.submission import SubmissionService
+from api.services.submission import SubmissionService, intake_limits
 from api.services.training import TrainingService
 from ledger.application import CorpusLedger
 from ledger.chain.backends import Chain
@@ -259,16 +259,11 @@ class Parts:
     @cached_property
     def submission(self) -> SubmissionService:
         from ingest.governance.policy import load_policy
-        from ingest.intake import IntakeLimits
 
         self.require_initialized()
         return SubmissionService(
             ledger=self.ledger,
-            limits=IntakeLimits(
-                max_field_chars=self.settings.max_field_chars,
-                max_record_chars=self.settings.max_record_chars,
-                max_turns=self.settings.max_turns,
-            ),
+            limits=intake_limits(self.settings),
             desensitizer=lambda: self.redactor,
             drain=lambda: self.pipeline.drain(),
             policy_version=lambda: load_policy().version,

@@ -28,12 +28,11 @@ import atexit
 import copyreg
 import multiprocessing
 import types
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from api.composition import Parts
-    from api.services.submission import SubmissionReport
+    from api.services.submission import SubmissionReport, SubmissionService
     from ingest.banks import ConversionOptions
     from ingest.intake import IntakeLimits, IntakeResult
     from ingest.records import Desensitizer
@@ -52,24 +51,59 @@ def _reduce_mappingproxy(proxy: types.MappingProxyType[Any, Any]) -> tuple[Any, 
 copyreg.pickle(types.MappingProxyType, _reduce_mappingproxy)
 
 _desensitizer: Desensitizer | None = None
-_parts: Parts | None = None
-"""The home's parts, in a worker that records (``None``: it only reads)."""
+_service: SubmissionService | None = None
+"""The home's submission service, in a worker that records (``None``: it only reads)."""
 
 
 def _start_worker(settings: LedgerSettings | None = None) -> None:
-    global _desensitizer, _parts
+    global _desensitizer, _service
     from api.environment import apply_process_defaults
     from ingest.governance.pii import PiiRedactor
 
     apply_process_defaults()
-    if settings is None:
-        _desensitizer = PiiRedactor()
-        return
-    from api.composition import Parts
+    redactor = PiiRedactor()
+    _desensitizer = redactor
+    if settings is not None:
+        _service = _recording_service(settings, redactor)
 
-    _parts = Parts(settings)
-    atexit.register(_parts.close)
-    _desensitizer = _parts.redactor
+
+def _recording_service(settings: LedgerSettings, redactor: Desensitizer) -> SubmissionService:
+    """The submission service of the home of ``settings``, built from its storage alone: the
+    worker never talks to a chain, and importing what does (web3) would slow its start by
+    seconds."""
+    from api.services.submission import SubmissionService, intake_limits
+    from ingest.governance.policy import load_policy
+    from ledger.application import CorpusLedger
+    from ledger.eventlog import open_event_log
+    from ledger.projections.base import ProjectionStore
+    from ledger.recordstore.open import open_record_store
+
+    event_log = open_event_log(settings.event_log_url)
+    store = ProjectionStore(settings.state_path)
+    records = open_record_store(settings)
+    for closer in (event_log.close, store.close, records.close):
+        atexit.register(closer)
+    ledger = CorpusLedger(log=event_log, store=store, records=records)
+    ledger.sync()
+
+    def no_pipeline() -> list[dict[str, Any]]:
+        raise RuntimeError("the intake worker records only; the server runs the pipeline")
+
+    return SubmissionService(
+        ledger=ledger,
+        limits=intake_limits(settings),
+        desensitizer=lambda: redactor,
+        drain=no_pipeline,
+        policy_version=lambda: load_policy().version,
+    )
+
+
+def _ready(load_models: bool) -> bool:
+    if load_models:
+        assert _desensitizer is not None  # set by the initializer
+        for language in ("en", "zh"):
+            _desensitizer.redact("warm-up 预热", language=language)
+    return True
 
 
 def _read(
@@ -103,9 +137,8 @@ def _record(
     strict: bool,
     submitted_by: str | None,
 ) -> SubmissionReport:
-    assert _parts is not None  # set by the initializer
-    service = _parts.submission
-    outcome = service.submit_bytes(
+    assert _service is not None  # set by the initializer
+    outcome = _service.submit_bytes(
         data,
         source_name=source_name,
         institution_id=institution_id,
@@ -125,6 +158,12 @@ class IntakePool:
         self._processes = processes
         self._settings = settings
         self._executor: ProcessPoolExecutor | None = None
+
+    def start(self, *, load_models: bool = False) -> Future[bool]:
+        """Start a worker now (its imports and the home's storage take seconds), so that the
+        first submission does not wait for it; with ``load_models`` it loads the PII pipelines
+        too. Returns at once: the future is done when the worker is ready."""
+        return self._pool().submit(_ready, load_models)
 
     @property
     def records(self) -> bool:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ingest.banks import ConversionOptions
     from ingest.intake import IntakeLimits, IntakeResult
     from ingest.records import Desensitizer
+    from ledger.settings import LedgerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,17 @@ class SubmissionReport:
     def issues(self) -> list[dict[str, Any]]:
         issues: list[dict[str, Any]] = self.document["issues"]
         return issues
+
+
+def intake_limits(settings: LedgerSettings) -> IntakeLimits:
+    """The intake limits a home's settings set."""
+    from ingest.intake import IntakeLimits
+
+    return IntakeLimits(
+        max_field_chars=settings.max_field_chars,
+        max_record_chars=settings.max_record_chars,
+        max_turns=settings.max_turns,
+    )
 
 
 class SubmissionService:

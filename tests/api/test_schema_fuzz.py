@@ -19,6 +19,7 @@ those answers against it. What the fuzzing leaves out, and why:
   (minutes).
 - ``GET /v1/feed/stream``: it follows the log until the client goes away, and schemathesis reads
   a response to its end (``tests/api/test_feed.py`` drives it, ``follow=false`` included).
+  ``GET /v1/events/stream`` likewise (``tests/api/test_events.py``).
 - Training: the app runs no trainer thread, so queued runs stay queued.
 - Submissions with ``wait`` (JSON field, form field or query parameter): the same, before
   answering; and with ``Prefer: respond-async``: they record the batch in a background task
@@ -149,6 +150,10 @@ def parts(ledger_settings: LedgerSettings) -> Iterator[Parts]:
     with Parts(ledger_settings) as opened:
         # The search index loads the embedding model on first use (seconds): not inside a case.
         opened.search.warm()
+        # So does intake's PII pipelines, in the intake worker.
+        pool = opened.intake_pool
+        if pool is not None:
+            pool.start(load_models=True).result(timeout=600)
         yield opened
 
 
@@ -193,6 +198,7 @@ every_route = (
     schemathesis.pytest.from_fixture("admin_schema")
     .exclude(method="POST", path="/v1/dispatch")
     .exclude(method="GET", path="/v1/feed/stream")
+    .exclude(method="GET", path="/v1/events/stream")
 )
 
 
