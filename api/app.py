@@ -33,6 +33,7 @@ from api.routes import (
     batches,
     dispatch,
     evaluations,
+    events,
     exports,
     feed,
     health,
@@ -210,6 +211,8 @@ def create_app(
                 insecure_local=api.insecure_local,
             )
             app.state.byr_trainer = _trainer_thread(app.state.byr, api)
+            if opened.intake_pool is not None:
+                opened.intake_pool.start()
             yield
         finally:
             if getattr(app.state, "byr_trainer", None) is not None:
@@ -249,6 +252,7 @@ def create_app(
         feed,
         exports,
         evaluations,
+        events,
     ):
         v1.include_router(module.router)
     app.include_router(v1)

@@ -138,6 +138,9 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         ),
         ("GET", "/v1/feed?limit=5", None, feed_readers),
         ("GET", "/v1/feed/stream?follow=false", None, feed_readers),
+        # summaries of the whole log: no text or salt for anyone (a contributor: its own only)
+        ("GET", "/v1/events/stream?follow=false&after=0", None, everyone),
+        ("GET", "/v1/events/throughput?window=600", None, everyone),
         # xidian has no accepted records: its export is empty, a 404.
         ("GET", "/v1/exports/alpaca", None, {**feed_readers, "xidian": 404}),
         ("GET", "/v1/search?q=entropy", None, {**everyone, "auditor": 403}),

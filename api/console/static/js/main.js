@@ -88,6 +88,7 @@ function renderHeader(currentId) {
   const langButton = document.getElementById("lang");
   langButton.textContent = t("lang.switch");
   langButton.setAttribute("lang", otherLang() === "zh" ? "zh-CN" : "en");
+  renderInsecureBanner();
   const nav = clear(document.getElementById("nav"));
   const who = clear(document.getElementById("who"));
   const signout = document.getElementById("signout");
@@ -99,6 +100,20 @@ function renderHeader(currentId) {
   const role = ctx.me.local ? t("role.local") : t("role." + ctx.me.role);
   who.textContent = ctx.me.institution_id ? `${role} · ${ctx.me.institution_id}` : role;
   who.title = ctx.me.key_id;
+}
+
+/** A server started with --insecure-local checks no keys: say so on every page, visibly. */
+function renderInsecureBanner() {
+  let banner = document.getElementById("insecure-banner");
+  if (!(ctx.me && ctx.me.local)) {
+    if (banner) banner.remove();
+    return;
+  }
+  if (!banner) {
+    banner = h("div", {id: "insecure-banner", class: "error", attrs: {role: "alert"}});
+    document.querySelector("header.top").after(banner);
+  }
+  banner.textContent = t("insecure.banner");
 }
 
 function parseHash() {
@@ -177,6 +192,14 @@ async function boot() {
       await identify();
     } catch {
       session.clear();
+      ctx.me = null;
+    }
+  } else {
+    // a server without keys (--insecure-local) answers without one: show its warning at once
+    try {
+      const me = await fetch("/v1/keys/me", {cache: "no-store"});
+      if (me.ok && (await me.json()).local) await identify();
+    } catch {
       ctx.me = null;
     }
   }
