@@ -405,3 +405,8 @@ class BatchStream:
         epoch, index = divmod(self.position, self.batches_per_epoch)
         self.position += 1
         return self._epoch(epoch)[index]
+
+
+def batch_to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    """``batch`` (from :func:`collate`) on ``device``."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -27,6 +27,7 @@ from ledger.files import private_dir, private_file
 from ledger.ids import new_run_id
 from trainer.architecture import base_model_hash
 from trainer.data import DatasetSnapshotLike, as_snapshot, split_records
+from trainer.distributed import World
 from trainer.errors import (
     ConfigError,
     ResumeMismatch,
@@ -79,8 +80,60 @@ def run_training(
     Live metrics go to ``output_dir/metrics.jsonl`` (:mod:`trainer.metrics`). ``should_stop`` is
     asked at every step boundary: when it answers ``True`` the run saves a checkpoint there, emits
     ``TrainingRunStopped`` and raises :class:`TrainingStopped`; ``resume=True`` continues it.
+
+    Started by ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE`` > 1 in the environment), every
+    process calls this with the same arguments and the run is data-parallel
+    (:mod:`trainer.distributed`): ``batch_size`` is per process, and only rank 0 writes the run
+    folder, emits events (``on_event`` is not called on other ranks), shows progress and answers
+    ``should_stop``; every rank returns the same result.
     """
-    emit: EventSink = on_event or (lambda _event: None)
+    world = World.join(device=device)
+    try:
+        return _run_training(
+            world,
+            base=base,
+            recipe=recipe,
+            dataset=dataset,
+            output_dir=output_dir,
+            method_config=method_config,
+            resume=resume,
+            on_event=on_event,
+            max_steps=max_steps,
+            progress=progress,
+            device=device,
+            cache_dir=cache_dir,
+            merge=merge,
+            return_model=return_model,
+            should_stop=should_stop,
+        )
+    finally:
+        if world is not None:
+            world.close()
+
+
+def _run_training(
+    world: World | None,
+    *,
+    base: str | BaseModelRef,
+    recipe: Recipe | str,
+    dataset: DatasetSnapshotLike | Sequence[Mapping[str, Any]],
+    output_dir: Path,
+    method_config: MethodConfig | None,
+    resume: bool,
+    on_event: EventSink | None,
+    max_steps: int | None,
+    progress: bool,
+    device: str | None,
+    cache_dir: Path | None,
+    merge: bool,
+    return_model: bool,
+    should_stop: Callable[[], bool] | None,
+) -> TrainingResult:
+    main = world is None or world.is_main
+    emit: EventSink = (on_event if main else None) or (lambda _event: None)
+    if world is not None:
+        device = device or world.device
+        progress = progress and main
     output_dir = Path(output_dir)
     resolved = load_recipe(recipe) if isinstance(recipe, str) else recipe
     if method_config is not None:
@@ -95,11 +148,20 @@ def run_training(
         val_fraction=resolved.training.val_fraction,
         val_size=resolved.training.val_size,
     )
-    base_ref = base if isinstance(base, BaseModelRef) else resolve_base(base, cache_dir=cache_dir)
+    if isinstance(base, BaseModelRef):
+        base_ref = base
+    elif world is None:
+        base_ref = resolve_base(base, cache_dir=cache_dir)
+    else:
+        with world.main_first():  # rank 0 fills the model cache, the others read it
+            base_ref = resolve_base(base, cache_dir=cache_dir)
 
-    run_id, is_new = _open_run(
-        output_dir, recipe=resolved, base=base_ref, dataset=snapshot, resume=resume
-    )
+    def open_run() -> tuple[str, bool]:
+        return _open_run(
+            output_dir, recipe=resolved, base=base_ref, dataset=snapshot, resume=resume
+        )
+
+    run_id, is_new = open_run() if world is None else world.on_main(open_run)
     adapter_dir = output_dir / ADAPTER_DIR
     if not is_new and (adapter_dir / MANIFEST_NAME).is_file():
         manifest = read_manifest(adapter_dir)
@@ -123,7 +185,7 @@ def run_training(
                 },
             )
         )
-    metrics = MetricsLog(metrics_path(output_dir))
+    metrics = MetricsLog(metrics_path(output_dir)) if main else None
     try:
         return train_run(
             run_id=run_id,
@@ -141,12 +203,14 @@ def run_training(
             return_model=return_model,
             metrics=metrics,
             should_stop=should_stop,
+            world=world,
         )
     except TrainingStopped:
         raise
     except Exception as exc:
         emit(TrainingRunFailed(run_id=run_id, error=f"{type(exc).__name__}: {exc}"))
-        metrics.write("end", status="failed", error=type(exc).__name__)
+        if metrics is not None:
+            metrics.write("end", status="failed", error=type(exc).__name__)
         if isinstance(exc, TrainerError):
             raise
         raise TrainingFailed(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc

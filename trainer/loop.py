@@ -10,19 +10,20 @@ only once the optimizer and scheduler it fills exist.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ledger.events import TrainingRunCompleted, TrainingRunStarted, TrainingRunStopped
-from trainer.checkpoint import TrainerState, list_checkpoints
+from trainer.checkpoint import TrainerState, list_checkpoints, restore_state
 from trainer.data import BatchStream, DatasetSnapshotLike, Example, tokenize_records
 from trainer.errors import TrainingStopped
 from trainer.manifest import AdapterManifest
@@ -30,16 +31,18 @@ from trainer.methods import method_spec
 from trainer.methods.runtime import MethodRuntime
 from trainer.metrics import MetricsLog, SystemSampler
 from trainer.models import BaseModelRef
-from trainer.output import validation_loss_of, write_adapter
+from trainer.output import WrittenAdapter, validation_loss_of, write_adapter
 from trainer.recipes import Recipe
 from trainer.steps import (
     EventSink,
     Optimization,
     StepHooks,
     build_optimization,
-    restore_state,
     run_steps,
 )
+
+if TYPE_CHECKING:
+    from trainer.distributed import World
 
 ADAPTER_DIR = "adapter"
 
@@ -68,12 +71,13 @@ class TrainingResult:
     """The trained model in eval mode when ``return_model=True`` (else ``None``)."""
 
 
-def total_steps_for(recipe: Recipe, *, train_examples: int) -> int:
-    """Optimizer steps of a run: ``max_steps``, else epochs x ceil(micro-batches / accumulation)."""
+def total_steps_for(recipe: Recipe, *, train_examples: int, world_size: int = 1) -> int:
+    """Optimizer steps of a run: ``max_steps``, else epochs x ceil(micro-batches / accumulation),
+    a micro-batch holding ``batch_size`` examples per process."""
     training = recipe.training
     if training.max_steps is not None:
         return training.max_steps
-    micro_batches = math.ceil(train_examples / training.batch_size)
+    micro_batches = math.ceil(train_examples / (training.batch_size * world_size))
     return training.epochs * math.ceil(micro_batches / training.gradient_accumulation_steps)
 
 
@@ -94,6 +98,7 @@ def train_run(
     return_model: bool,
     metrics: MetricsLog | None = None,
     should_stop: Callable[[], bool] | None = None,
+    world: World | None = None,
 ) -> TrainingResult:
     """Train ``recipe`` on the given split for run ``run_id`` and write ``output_dir/adapter``.
 
@@ -103,9 +108,15 @@ def train_run(
     ``metrics``; errors propagate to the caller. When ``should_stop()`` answers ``True`` at a step
     boundary the run checkpoints there, emits TrainingRunStopped and raises
     :class:`TrainingStopped`.
+
+    In a data-parallel ``world`` (:mod:`trainer.distributed`) every rank calls this with the same
+    arguments; ``batch_size`` is per process, rank 0's ``should_stop`` and validation loss decide
+    for all, and only rank 0 writes files (``emit`` and ``metrics`` of the other ranks are expected
+    to discard what they get).
     """
     training = recipe.training
-    total_steps = total_steps_for(recipe, train_examples=len(train_records))
+    world_size = world.world_size if world is not None else 1
+    total_steps = total_steps_for(recipe, train_examples=len(train_records), world_size=world_size)
     runtime = _build_method(recipe, base=base, total_steps=total_steps, device=device)
     train_examples = _tokenize(runtime, recipe, train_records)
     val_examples = _tokenize(runtime, recipe, val_records)
@@ -116,11 +127,12 @@ def train_run(
         recipe_hash=recipe.hash,
         runtime=runtime,
         optimization=optimization,
+        world=world,
     )
     resumed_from = state.step
     stream = BatchStream(
         train_examples,
-        batch_size=training.batch_size,
+        batch_size=training.batch_size * world_size,
         seed=training.seed,
         position=state.data_position,
     )
@@ -133,10 +145,22 @@ def train_run(
             resumed_from_step=resumed_from,
         )
     )
+    # Validation batches hold the global micro-batch, so the loss (a mean of per-batch token
+    # means) does not depend on how many processes trained.
+    eval_batch = training.batch_size * world_size
+
+    def evaluate() -> float | None:
+        return _evaluate(runtime, optimization, val_examples, batch_size=eval_batch)
+
+    evaluate_now: Callable[[], float | None] = evaluate
+    stop_now: Callable[[], bool] = should_stop or (lambda: False)
+    if world is not None:  # every rank takes rank 0's answer
+        evaluate_now = functools.partial(world.on_main, evaluate_now)
+        stop_now = functools.partial(world.on_main, stop_now)
     hooks = StepHooks(
         metrics=metrics,
-        evaluate=lambda: _evaluate(runtime, optimization, val_examples, recipe),
-        should_stop=should_stop or (lambda: False),
+        evaluate=evaluate_now,
+        should_stop=stop_now,
         sampler=SystemSampler(runtime.device) if metrics is not None else None,
     )
     hooks.write(
@@ -163,6 +187,7 @@ def train_run(
         emit=emit,
         progress=progress,
         hooks=hooks,
+        world=world,
     )
     if outcome.reason == "stopped" and outcome.checkpoint is not None:
         emit(TrainingRunStopped(run_id=run_id, step=state.step, checkpoint=str(outcome.checkpoint)))
@@ -191,6 +216,7 @@ def train_run(
             emit=emit,
             merge=merge,
             return_model=return_model,
+            world=world,
         )
     hooks.write(
         "end",
@@ -205,10 +231,14 @@ def train_run(
 
 
 def _evaluate(
-    runtime: MethodRuntime, optimization: Optimization, examples: list[Example], recipe: Recipe
+    runtime: MethodRuntime,
+    optimization: Optimization,
+    examples: list[Example],
+    *,
+    batch_size: int,
 ) -> float | None:
     with optimization.forward_context():
-        return validation_loss_of(runtime, examples, batch_size=recipe.training.batch_size)
+        return validation_loss_of(runtime, examples, batch_size=batch_size)
 
 
 def _seed_everything(seed: int) -> None:
@@ -256,48 +286,69 @@ def _finish(
     emit: EventSink,
     merge: bool,
     return_model: bool,
+    world: World | None = None,
 ) -> TrainingResult:
     """Evaluate, write the adapter with its manifest, drop the checkpoints it supersedes, emit
-    TrainingRunCompleted."""
-    validation_loss = validation_loss_of(
-        runtime, val_examples, batch_size=recipe.training.batch_size
-    )
-    written = write_adapter(
-        output_dir / ADAPTER_DIR,
-        run_id=run_id,
-        recipe=recipe,
-        runtime=runtime,
-        base=base,
-        base_hash=base_hash,
-        snapshot=snapshot,
-        train_records=train_records,
-        train_examples=train_examples,
-        val_examples=val_examples,
-        state=state,
-        validation_loss=validation_loss,
-        total_steps=total_steps,
-        merge=merge,
-    )
-    for old in list_checkpoints(output_dir):
-        shutil.rmtree(old, ignore_errors=True)
-    emit(
-        TrainingRunCompleted(
-            run_id=run_id,
-            adapter_dir=str(written.adapter_dir),
-            adapter_hash=written.digest,
-            recipe_hash=recipe.hash,
-            base_model_hash=base_hash,
-            dataset_root=snapshot.dataset_root,
-            final_loss=state.losses[-1],
+    TrainingRunCompleted. In a data-parallel ``world`` rank 0 does all of it and the other ranks
+    return what it wrote."""
+    world_size = world.world_size if world is not None else 1
+
+    def write() -> tuple[float | None, WrittenAdapter]:
+        validation_loss = validation_loss_of(
+            runtime, val_examples, batch_size=recipe.training.batch_size * world_size
         )
-    )
+        written = write_adapter(
+            output_dir / ADAPTER_DIR,
+            run_id=run_id,
+            recipe=recipe,
+            runtime=runtime,
+            base=base,
+            base_hash=base_hash,
+            snapshot=snapshot,
+            train_records=train_records,
+            train_examples=train_examples,
+            val_examples=val_examples,
+            state=state,
+            validation_loss=validation_loss,
+            total_steps=total_steps,
+            merge=merge,
+        )
+        for old in list_checkpoints(output_dir):
+            shutil.rmtree(old, ignore_errors=True)
+        emit(
+            TrainingRunCompleted(
+                run_id=run_id,
+                adapter_dir=str(written.adapter_dir),
+                adapter_hash=written.digest,
+                recipe_hash=recipe.hash,
+                base_model_hash=base_hash,
+                dataset_root=snapshot.dataset_root,
+                final_loss=state.losses[-1],
+            )
+        )
+        return validation_loss, written
+
+    if world is None:
+        validation_loss, written = write()
+        manifest, model = written.manifest, written.model
+    else:
+        # Rank 0's figures go to every rank; the (possibly merged) model stays where it is.
+        kept: list[WrittenAdapter] = []
+
+        def write_on_main() -> tuple[float | None, AdapterManifest]:
+            loss, written = write()
+            kept.append(written)
+            return loss, written.manifest
+
+        validation_loss, manifest = world.on_main(write_on_main)
+        model = kept[0].model if kept else runtime.model
     return TrainingResult(
-        adapter_dir=written.adapter_dir,
+        adapter_dir=output_dir / ADAPTER_DIR,
         run_id=run_id,
         final_loss=state.losses[-1],
         losses=list(state.losses),
         validation_loss=validation_loss,
-        manifest=written.manifest,
+        manifest=manifest,
         resumed_from_step=resumed_from,
-        model=written.model.eval() if return_model else None,
+        model=model.eval() if return_model else None,
     )

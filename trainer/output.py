@@ -19,7 +19,7 @@ import torch
 from ledger.files import private_dir, tighten
 from trainer.architecture import fingerprint
 from trainer.checkpoint import TrainerState
-from trainer.data import DatasetSnapshotLike, Example, collate, discipline_counts
+from trainer.data import DatasetSnapshotLike, Example, batch_to, collate, discipline_counts
 from trainer.manifest import (
     MERGED_DIR,
     AdapterInfo,
@@ -34,7 +34,7 @@ from trainer.memory import peak_memory_mb
 from trainer.methods.runtime import MergeablePeftRuntime, MethodRuntime
 from trainer.models import BaseModelRef
 from trainer.recipes import Recipe
-from trainer.steps import batch_to, pad_token_id
+from trainer.steps import pad_token_id
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The optimization steps of a run: the optimizer and its schedule, restoring a checkpoint, one
-optimizer step over accumulated micro-batches, and the loop that reports progress and checkpoints.
+"""The optimization steps of a run: the optimizer and its schedule, one optimizer step over
+accumulated micro-batches, and the loop that reports progress and checkpoints (restoring one is
+:func:`trainer.checkpoint.restore_state`).
 
 A checkpoint is written only between optimizer steps and holds everything the next step reads
 (trainable parameters, optimizer and scheduler state, method state, data position, random
@@ -14,25 +15,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 from ledger.events import CheckpointSaved, DomainEvent, TrainingProgressed
-from trainer.checkpoint import (
-    TrainerState,
-    latest_checkpoint,
-    load_checkpoint,
-    remove_partial_checkpoints,
-    save_checkpoint,
-)
-from trainer.data import BatchStream, collate
-from trainer.errors import ResumeMismatch
+from trainer.checkpoint import TrainerState, checkpoint_dir, rng_state, save_checkpoint
+from trainer.data import BatchStream, batch_to, collate
 from trainer.memory import peak_memory_mb
 from trainer.methods.runtime import MethodRuntime
 from trainer.metrics import MetricsLog, SystemSampler
 from trainer.recipes import Recipe, TrainingConfig
+
+if TYPE_CHECKING:
+    from trainer.distributed import World
 
 EventSink = Callable[[DomainEvent], None]
 """Receives every lifecycle event of a run (the caller appends it to the event log)."""
@@ -113,45 +110,12 @@ def build_optimization(
     )
 
 
-def restore_state(
-    output_dir: Path,
-    *,
-    run_id: str,
-    recipe_hash: str,
-    runtime: MethodRuntime,
-    optimization: Optimization,
-) -> TrainerState:
-    """The progress to continue from.
-
-    Deletes partial checkpoints in ``output_dir``, then restores the latest complete one into
-    ``runtime`` and ``optimization`` (and the random generators); a fresh state when there is
-    none. A checkpoint of another run or recipe raises :class:`ResumeMismatch`.
-    """
-    remove_partial_checkpoints(output_dir)
-    checkpoint = latest_checkpoint(output_dir)
-    if checkpoint is None:
-        return TrainerState(run_id=run_id, recipe_hash=recipe_hash)
-    state = load_checkpoint(
-        checkpoint,
-        runtime=runtime,
-        optimizer=optimization.optimizer,
-        scheduler=optimization.scheduler,
-    )
-    if state.run_id != run_id or state.recipe_hash != recipe_hash:
-        raise ResumeMismatch(f"checkpoint {checkpoint} belongs to another run or recipe")
-    return state
-
-
 def pad_token_id(tokenizer: Any) -> int:
     """The id batches are padded with: the tokenizer's pad token, else its end of sequence."""
     pad = getattr(tokenizer, "pad_token_id", None)
     if pad is None:
         pad = getattr(tokenizer, "eos_token_id", None)
     return int(pad or 0)
-
-
-def batch_to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def optimizer_step(
@@ -163,32 +127,24 @@ def optimizer_step(
     stream: BatchStream,
     training: TrainingConfig,
     pad_id: int,
+    world: World | None = None,
 ) -> StepOutcome:
     """Optimizer step ``step`` (0-based): ``gradient_accumulation_steps`` micro-batches from
     ``stream`` (forward, backward), gradient clipping, the optimizer, the method's
-    ``after_optimizer_step`` hook, then the schedule."""
+    ``after_optimizer_step`` hook, then the schedule. In a data-parallel ``world`` each micro-batch
+    is this rank's shard of a global one and ``model`` is the DDP-wrapped model."""
     started = time.perf_counter()
     model.train()
-    accumulation = training.gradient_accumulation_steps
-    step_loss, step_tokens = 0.0, 0
+    passes = _accumulate if world is None else world.accumulate
+    step_loss, step_tokens = passes(
+        model=model,
+        runtime=runtime,
+        optimization=optimization,
+        stream=stream,
+        accumulation=training.gradient_accumulation_steps,
+        pad_id=pad_id,
+    )
     scaler = optimization.scaler
-    for _ in range(accumulation):
-        examples = stream.next_batch()
-        routes = runtime.route(examples)
-        trained = sum(e.trained_tokens for e in examples)
-        for route in routes:
-            # A micro-batch split into routes keeps the loss of the whole micro-batch: each
-            # route's token-mean loss weighs by its share of the trained tokens.
-            weight = 1.0
-            if len(routes) > 1:
-                weight = sum(e.trained_tokens for e in route.examples) / max(trained, 1)
-            batch = batch_to(collate(route.examples, pad_token_id=pad_id), runtime.device)
-            with route.context(), optimization.forward_context():
-                loss = model(**batch, use_cache=False).loss
-            scaled = loss * weight / accumulation
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            step_loss += float(loss.detach()) * weight / accumulation
-            step_tokens += int(batch["attention_mask"].sum())
     if scaler is not None:
         scaler.unscale_(optimization.optimizer)
     # max_norm=inf measures the norm and scales every gradient by exactly 1.
@@ -210,6 +166,39 @@ def optimizer_step(
         seconds=time.perf_counter() - started,
         grad_norm=grad_norm,
     )
+
+
+def _accumulate(
+    *,
+    model: Any,
+    runtime: MethodRuntime,
+    optimization: Optimization,
+    stream: BatchStream,
+    accumulation: int,
+    pad_id: int,
+) -> tuple[float, int]:
+    """Forward and backward passes over the next ``accumulation`` micro-batches; returns the
+    step's ``(loss, tokens)``."""
+    step_loss, step_tokens = 0.0, 0
+    scaler = optimization.scaler
+    for _ in range(accumulation):
+        examples = stream.next_batch()
+        routes = runtime.route(examples)
+        trained = sum(e.trained_tokens for e in examples)
+        for route in routes:
+            # A micro-batch split into routes keeps the loss of the whole micro-batch: each
+            # route's token-mean loss weighs by its share of the trained tokens.
+            weight = 1.0
+            if len(routes) > 1:
+                weight = sum(e.trained_tokens for e in route.examples) / max(trained, 1)
+            batch = batch_to(collate(route.examples, pad_token_id=pad_id), runtime.device)
+            with route.context(), optimization.forward_context():
+                loss = model(**batch, use_cache=False).loss
+            scaled = loss * weight / accumulation
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            step_loss += float(loss.detach()) * weight / accumulation
+            step_tokens += int(batch["attention_mask"].sum())
+    return step_loss, step_tokens
 
 
 @dataclass
@@ -251,6 +240,7 @@ def run_steps(
     emit: EventSink,
     progress: bool,
     hooks: StepHooks | None = None,
+    world: World | None = None,
 ) -> StepsOutcome:
     """Step from ``state.step`` to ``total_steps``, recording each step in ``state``.
 
@@ -259,10 +249,20 @@ def run_steps(
     and writes a checkpoint (then emits CheckpointSaved) every ``checkpoint_every`` steps before
     the last. When ``hooks.should_stop()`` says so at a step boundary, the state is checkpointed
     there and the loop returns ``stopped``.
+
+    In a data-parallel ``world`` the model is wrapped in DDP, rank 0 alone writes checkpoints
+    (with every rank's generator states) while the others wait, and the hooks are expected to
+    answer the same on every rank (see :func:`trainer.loop.train_run`).
     """
     hooks = hooks or StepHooks()
     training = recipe.training
     model = runtime.model
+    if world is not None:
+        from trainer.distributed import routes_leave_parameters_unused
+
+        model = world.wrap(
+            model, find_unused_parameters=routes_leave_parameters_unused(recipe.method.value)
+        )
     pad_id = pad_token_id(runtime.tokenizer)
     bar = tqdm(
         total=total_steps,
@@ -272,15 +272,24 @@ def run_steps(
         unit="step",
     )
 
-    def checkpoint() -> Path:
-        path = save_checkpoint(
+    def save(rank_rng: list[Any]) -> Path:
+        return save_checkpoint(
             output_dir,
             state=state,
             runtime=runtime,
             optimizer=optimization.optimizer,
             scheduler=optimization.scheduler,
             keep=training.keep_checkpoints,
+            rank_rng=rank_rng,
         )
+
+    def checkpoint() -> Path:
+        if world is None:
+            path = save([])
+        else:
+            generators = world.gather(rng_state())
+            world.on_main(lambda: save(generators[1:]))
+            path = checkpoint_dir(output_dir, state.step)
         emit(CheckpointSaved(run_id=run_id, step=state.step, path=str(path)))
         hooks.write("checkpoint", step=state.step, path=path.name)
         return path
@@ -297,6 +306,7 @@ def run_steps(
                 stream=stream,
                 training=training,
                 pad_id=pad_id,
+                world=world,
             )
             _record(state, outcome, data_position=stream.position)
             bar.update(1)

@@ -44,7 +44,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.governance.errors import GovernanceError
+from ingest.governance.errors import EmbeddingError as EmbeddingError
+from ingest.governance.errors import EmbeddingModelUnavailable as EmbeddingModelUnavailable
+from ingest.governance.errors import UnsupportedLanguage as UnsupportedLanguage
 from ingest.governance.storage import (
     flush_erased,
     key_id,
@@ -64,18 +66,6 @@ logger = logging.getLogger(__name__)
 
 # SQLite accepts at most 32766 bound parameters per statement; keep lookups well below it.
 _LOOKUP_CHUNK = 900
-
-
-class EmbeddingError(GovernanceError):
-    """Base class of errors raised while computing or caching embeddings."""
-
-
-class UnsupportedLanguage(EmbeddingError, ValueError):
-    """A language other than ``zh``, ``en`` or ``mixed`` was asked for."""
-
-
-class EmbeddingModelUnavailable(EmbeddingError):
-    """The package that ships a model is missing or its files cannot be found."""
 
 
 class UnsupportedBackend(EmbeddingError, ValueError):

@@ -27,3 +27,15 @@ class GlossaryError(GovernanceError, ValueError):
 class GovernanceInputError(GovernanceError, ValueError):
     """A caller passed records the engine cannot govern (duplicate record ids in one batch, an
     unknown discipline or language)."""
+
+
+class EmbeddingError(GovernanceError):
+    """Base class of errors raised while computing or caching embeddings."""
+
+
+class UnsupportedLanguage(EmbeddingError, ValueError):
+    """A language other than ``zh``, ``en`` or ``mixed`` was asked for."""
+
+
+class EmbeddingModelUnavailable(EmbeddingError):
+    """The package that ships a model is missing or its files cannot be found."""

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.governance.embeddings import EmbeddingError
+from ingest.governance.errors import EmbeddingError
 from ledger.files import private_dir, private_file
 
 if TYPE_CHECKING:
