@@ -9,6 +9,7 @@ success).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from api.composition import Parts
 from api.pipeline import PipelineStep
@@ -80,6 +82,23 @@ def worker_step(kind: WorkerKind, parts: Parts) -> WorkerStep:
     return WorkerStep(parts=parts, kinds=WORKER_STAGES[kind], sources=sources)
 
 
+def writer_name(role: str, home: Path) -> str:
+    """The name a process writes the event log under: its role and its home, so the same worker
+    started again in the same home takes the same name (see ``KafkaLogConfig.writer``)."""
+    digest = hashlib.sha256(str(home.resolve()).encode("utf-8")).hexdigest()[:12]
+    return f"{role}-{digest}"
+
+
+def name_writer(parts: Parts, name: str) -> None:
+    """Append to a Kafka log under ``name`` (other logs have no writer names)."""
+    if not parts.settings.event_log_url.startswith("kafka:"):
+        return
+    from ledger.eventlog.kafka import KafkaEventLog
+
+    if isinstance(parts.log, KafkaEventLog):
+        parts.log.name_writer(name)
+
+
 class Metrics:
     """Prometheus metrics of one worker (served only when a port is given)."""
 
@@ -124,6 +143,7 @@ def run_worker(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: stop.set())
     parts.require_initialized()
+    name_writer(parts, writer_name(kind.value, parts.settings.home))
     step = worker_step(kind, parts)
     metrics = Metrics(kind, metrics_port)
     log.info("worker %s started (home %s)", kind.value, parts.settings.home)
@@ -229,6 +249,8 @@ class TrainerThread:
 
     def _run(self) -> None:
         with Parts(self.settings) as parts:
+            # Not the server's own name: the two write side by side.
+            name_writer(parts, writer_name("server-trainer", self.settings.home))
             training = parts.training
             training.anchors_runs = False
             training.interrupt = self._stop

@@ -12,12 +12,17 @@ decoded); then single-event appends through one handle while a subscriber on a S
 worker process would have) follows the log: latency is from the start of ``append()`` to the
 subscriber receiving the envelope. The functions taking an :class:`EventLog` are meant for reuse by
 end-to-end benchmarks.
+
+Kafka only: ``--writer-processes`` processes append at once (single-event appends, a quarter of
+them to one shared stream), first each under its own writer name, then all under one name (one
+transactional id, taken in turns by fencing): appends per second and the fencings counted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.eventlog import EventLog, StreamAppend, open_event_log
+from ledger.eventlog import ConcurrencyConflict, EventLog, StreamAppend, open_event_log
 from ledger.eventlog.kafka import KafkaEventLog, kafka_url
 from ledger.eventlog.kafka.broker import (
     BrokerConfig,
@@ -244,6 +249,89 @@ def run_backend(
     return out
 
 
+def _writer_process(url: str, name: str, appends: int, go: Any, results: Any) -> None:
+    """One appending process: ``appends`` single-event appends, every fourth one to a stream all
+    processes share (retried on a conflict), the others to its own streams."""
+    with open_event_log(url) as log:
+        assert isinstance(log, KafkaEventLog)
+        log.stream_version("warmup")
+        results.put(("ready", name))
+        go.wait(120)
+        conflicts = 0
+        started = time.perf_counter()
+        for i in range(appends):
+            stream = "batch-shared" if i % 4 == 3 else f"batch-{name}-{i % 5}"
+            while True:
+                try:
+                    version = log.stream_version(stream)
+                    log.append(stream, [governed(i, stream)], expected_version=version)
+                    break
+                except ConcurrencyConflict:
+                    conflicts += 1
+        elapsed = time.perf_counter() - started
+        results.put(
+            (
+                "done",
+                {
+                    "name": name,
+                    "writer": log.config.writer,
+                    "appends": appends,
+                    "wall_s": round(elapsed, 3),
+                    "conflicts": conflicts,
+                    "fenced": log.writer.fenced,
+                    "producer_restarts": log.writer.fencings,
+                    "rechecks": log.writer.rechecks,
+                },
+            )
+        )
+
+
+def writer_processes(
+    url: str, *, processes: int, appends: int, shared_name: bool
+) -> dict[str, Any]:
+    """``processes`` writer processes appending at once, each under its own writer name or all
+    under one; appends per second over the slowest process, and the fencings counted."""
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    results = context.Queue()
+    children = []
+    for p in range(processes):
+        writer = "shared" if shared_name else f"w{p}"
+        child = context.Process(
+            target=_writer_process,
+            args=(f"{url}&writer={writer}", f"p{p}", appends, go, results),
+        )
+        child.start()
+        children.append(child)
+    try:
+        for _ in children:
+            results.get(timeout=180)
+        go.set()
+        done = [results.get(timeout=900)[1] for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=60)
+            if child.is_alive():
+                child.kill()
+    wall = max(d["wall_s"] for d in done)
+    total = sum(d["appends"] for d in done)
+    out = {
+        "processes": processes,
+        "shared_name": shared_name,
+        "appends_per_s": round(total / wall, 2),
+        "fenced": sum(d["fenced"] for d in done),
+        "conflicts": sum(d["conflicts"] for d in done),
+        "rechecks": sum(d["rechecks"] for d in done),
+        "per_process": done,
+    }
+    label = "one shared name" if shared_name else "own names"
+    print(
+        f"kafka   {processes} writers, {label:<15} {out['appends_per_s']:>8.1f} appends/s  "
+        f"fenced {out['fenced']}  conflicts {out['conflicts']}  rechecks {out['rechecks']}"
+    )
+    return out
+
+
 def ratios(kafka: dict[str, Any], sqlite: dict[str, Any]) -> dict[str, float]:
     """Kafka divided by SQLite for every shared figure.
 
@@ -264,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=200, help="events per append_many")
     parser.add_argument("--latency-appends", type=int, default=300)
+    parser.add_argument(
+        "--writer-processes", type=int, default=2, help="processes appending at once"
+    )
+    parser.add_argument(
+        "--writer-appends", type=int, default=100, help="single-event appends per process"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -288,6 +382,15 @@ def main(argv: list[str] | None = None) -> int:
             kafka = run_backend(
                 "kafka", kafka_url(bootstrap, prefix=f"bench{uuid.uuid4().hex[:8]}"), **common
             )
+            kafka["writer_processes"] = [
+                writer_processes(
+                    kafka_url(bootstrap, prefix=f"bench{uuid.uuid4().hex[:8]}"),
+                    processes=args.writer_processes,
+                    appends=args.writer_appends,
+                    shared_name=shared,
+                )
+                for shared in (False, True)
+            ]
         finally:
             if broker is not None:
                 broker.down()

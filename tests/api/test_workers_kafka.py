@@ -87,7 +87,7 @@ class Cluster:
         done = subprocess.run(
             [*BYR, *args], cwd=ROOT, env=self.env(home), capture_output=True, text=True, timeout=300
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
     def start_worker(self, kind: str, name: str) -> Worker:
         home = self.root / name
@@ -210,7 +210,7 @@ def test_two_governance_workers_split_the_partitions(
     workers += [cluster.start_worker("governance", f"gov{i}") for i in range(2)]
     with cluster.parts() as parts:
         batch_ids = submit(parts, 24)
-        wait_until(all_governed(parts, batch_ids), timeout_s=150, what="every batch governed")
+        wait_until(all_governed(parts, batch_ids), timeout_s=240, what="every batch governed")
         counts = governed_counts(parts, batch_ids)
     assert set(counts) == set(batch_ids)
     assert set(counts.values()) == {1}
@@ -232,12 +232,13 @@ def test_killed_worker_loses_nothing_and_rewards_mint_once(
     workers += [first, second]
     with cluster.parts() as parts:
         batch_ids = submit(parts, 8)
-        wait_until(lambda: bool(first.governed()), timeout_s=120, what="the first decision")
+        # Generous: on a loaded machine loading the embedding models alone can take minutes.
+        wait_until(lambda: bool(first.governed()), timeout_s=240, what="the first decision")
         batch_ids += submit(parts, 16, start=8)
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()
         workers.append(cluster.start_worker("governance", "gov0"))
-        wait_until(all_governed(parts, batch_ids), timeout_s=150, what="every batch governed")
+        wait_until(all_governed(parts, batch_ids), timeout_s=240, what="every batch governed")
         counts = governed_counts(parts, batch_ids)
         assert set(counts) == set(batch_ids)
         assert set(counts.values()) == {1}
@@ -271,6 +272,9 @@ def settle_and_check_rewards(parts: Parts, batch_ids: list[str]) -> None:
 def test_a_broker_restart_mid_pipeline_loses_nothing(
     kafka_broker: KafkaForTests, tmp_path: Path, workers: list[Worker]
 ) -> None:
+    """The broker stops once batches are submitted and governance has begun, and stays down while
+    a submission and a read are waiting on it; both finish once it is back, and every batch is
+    governed (and rewarded) exactly once."""
     broker = kafka_broker.local
     if broker is None:
         pytest.skip(f"the broker at {kafka_broker.bootstrap} was not started by these tests")
@@ -278,53 +282,60 @@ def test_a_broker_restart_mid_pipeline_loses_nothing(
     cluster = init_cluster(tmp_path, kafka_broker.url(timeout_s=240))
     workers += [cluster.start_worker("governance", f"gov{i}") for i in range(2)]
     workers += [cluster.start_worker(kind, kind) for kind in ("anchor", "rewards")]
-    submitted: list[str] = []
-    errors: list[BaseException] = []
 
     with cluster.parts() as parts:
-        submitted += submit(parts, 4)
+        submitted = submit(parts, 2)
         wait_until(
             lambda: bool(workers[0].governed() | workers[1].governed()),
             timeout_s=150,
             what="the first decision",
         )
+        # The chosen point: governance has started and has work left that was just submitted.
+        submitted += submit(parts, 4, start=2)
+        broker.down()
 
-        restarted = threading.Event()
-        spans: list[tuple[float, float]] = []
+        outcomes: dict[str, object] = {}
+        calling: dict[str, threading.Event] = {
+            "submit": threading.Event(),
+            "read": threading.Event(),
+        }
 
-        def producer() -> None:
-            # Submissions go on while the broker is away: each append waits for it to return.
+        def during_outage(what: str, call: Callable[[], object]) -> None:
+            calling[what].set()
             try:
-                index, after = 4, 0
-                while after < 3 and index < 60:
-                    started = time.monotonic()
-                    submitted.extend(submit(parts, 1, start=index))
-                    spans.append((started, time.monotonic()))
-                    index += 1
-                    after += restarted.is_set()
-                    time.sleep(0.2)
+                outcomes[what] = call()
             except BaseException as exc:
-                errors.append(exc)
+                outcomes[what] = exc
 
-        thread = threading.Thread(target=producer)
-        thread.start()
-        time.sleep(1.0)
-        down_at = time.monotonic()
-        broker.restart(timeout_s=180)
-        up_at = time.monotonic()
-        restarted.set()
-        thread.join(timeout=300)
-        assert not thread.is_alive(), "a submission never returned"
-        assert not errors, errors
-        assert any(down_at < start and end > up_at for start, end in spans), (
-            "no submission was issued while the broker was down",
-            down_at,
-            up_at,
-            spans,
-        )
+        def read() -> object:
+            return len(list(parts.log.read_stream(batch_stream(submitted[0]))))
+
+        threads = [
+            threading.Thread(
+                target=during_outage, args=("submit", lambda: submit(parts, 1, start=6))
+            ),
+            threading.Thread(target=during_outage, args=("read", read)),
+        ]
+        for thread in threads:
+            thread.start()
+        for event in calling.values():
+            assert event.wait(30)
+        # Both calls are waiting on the broker, not failing: nothing can answer them now.
+        for thread in threads:
+            thread.join(timeout=3)
+        assert outcomes == {}, outcomes
+        broker.up(timeout_s=180)
+        for thread in threads:
+            thread.join(timeout=300)
+        assert not any(thread.is_alive() for thread in threads), "a call never returned"
+        assert isinstance(outcomes["read"], int) and outcomes["read"] >= 1, outcomes
+        new_batch = outcomes["submit"]
+        assert isinstance(new_batch, list) and len(new_batch) == 1, outcomes
+        submitted += new_batch
 
         wait_until(all_governed(parts, submitted), timeout_s=240, what="every batch governed")
         counts = governed_counts(parts, submitted)
+        assert set(counts) == set(submitted)
         assert set(counts.values()) == {1}
         settle_and_check_rewards(parts, submitted)
         assert parts.log.verify_integrity().ok

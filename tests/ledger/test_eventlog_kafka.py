@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaProducer, TopicPartition
 from kafka.admin import NewPartitions
 
 from ledger.eventlog import (
+    ConcurrencyConflict,
     EventLog,
     EventLogURLError,
     IntegrityIssue,
@@ -34,8 +39,9 @@ from ledger.eventlog.kafka import (
 )
 from ledger.eventlog.kafka.broker import LocalBroker, _kafka_uuid, free_port, tools_available
 from ledger.eventlog.kafka.broker_cli import main as broker_main
-from ledger.eventlog.kafka.clients import new_admin
+from ledger.eventlog.kafka.clients import new_admin, new_reader
 from ledger.events import Envelope, Topic, envelope_hash
+from ledger.faults import CRASH_ENV
 from ledger.projections import ProjectionRunner, ProjectionStore
 from tests.kafka_fixtures import (
     KafkaForTests,
@@ -43,7 +49,7 @@ from tests.kafka_fixtures import (
     new_prefix,
     start_local_broker,
 )
-from tests.ledger.eventlog_suite import EventLogSuite, notes
+from tests.ledger.eventlog_suite import EventLogSuite, notes, texts_of
 from tests.ledger.test_projections_base import NoteCounter
 
 
@@ -95,6 +101,10 @@ def test_urls_round_trip_and_name_the_topics() -> None:
     assert parse_url(config.url()) == config
     assert (config.log_topic, config.heads_topic) == ("lab.log", "lab.heads")
     assert config.family_topic(Topic.CORPUS) == "lab.corpus"
+    named = parse_url("kafka://h:1?prefix=lab&writer=governance-0a1b")
+    assert named.transactional_id == "lab.writer.governance-0a1b"
+    assert parse_url(named.url()) == named
+    assert config.transactional_id == "lab.writer.main"
     default = parse_url(kafka_url("localhost:9092"))
     assert default.family_topic(Topic.TRAINING) == Topic.TRAINING.value == "byr.training"
 
@@ -108,6 +118,8 @@ def test_urls_round_trip_and_name_the_topics() -> None:
         ("kafka://h:1?partitions=3", "unknown kafka URL option"),
         ("kafka://h:1?family_partitions=many", "not a int"),
         ("kafka://h:1?prefix=no/slash", "prefix must be"),
+        ("kafka://h:1?writer=no/slash", "writer must be"),
+        ("kafka://h:1?writer=", "writer must be"),
     ],
 )
 def test_bad_urls_are_refused(url: str, message: str) -> None:
@@ -312,6 +324,184 @@ def test_records_written_around_the_writer_are_caught_by_verification(
         IntegrityIssue.UNREADABLE,  # the garbage record
     }
     assert {p.stream_id for p in report.problems} == {"batch-a", "batch-b"}
+
+
+@pytest.mark.kafka
+def test_a_fresh_writers_first_appends_are_readable_at_once_without_a_producer_restart(
+    kafka_broker: KafkaForTests,
+) -> None:
+    url = kafka_broker.url()
+    with open_event_log(url) as reader:
+        for n in range(3):
+            with open_event_log(url.replace("prefix=", f"writer=fresh{n}&prefix=")) as log:
+                assert isinstance(log, KafkaEventLog)
+                assert log.config.writer == f"fresh{n}"
+                (stored,) = log.append(f"batch-{n}", notes(f"n{n}"), expected_version=0)
+                assert stored.event_id in {e.event_id for e in reader.read_all()}
+                assert (log.writer.transactions, log.writer.fencings) == (1, 0)
+
+
+# -- writers in several processes ---------------------------------------------------------------
+
+RACE_STREAMS = 3
+RACE_APPENDS = 12
+RACE_CREATES = 4
+
+
+def _racing_writer(url: str, name: str, writer: str, go: Any, results: Any) -> None:
+    """A writer process named ``writer``: appends ``RACE_APPENDS`` notes over the shared streams
+    (each retried on a conflict) and races to create ``batch-new-R``; puts what happened on
+    ``results``."""
+    outcome: dict[str, Any] = {"name": name, "conflicts": 0, "wins": [], "lost": [], "other": []}
+    try:
+        with open_event_log(f"{url}&writer={writer}") as log:
+            assert isinstance(log, KafkaEventLog)
+            log.stream_version("batch-warmup")
+            results.put(("ready", name))
+            go.wait(60)
+            for i in range(RACE_APPENDS):
+                stream_id = f"batch-shared-{i % RACE_STREAMS}"
+                while True:
+                    try:
+                        version = log.stream_version(stream_id)
+                        log.append(stream_id, notes(f"{name}-{i}"), expected_version=version)
+                        break
+                    except ConcurrencyConflict:
+                        outcome["conflicts"] += 1
+                if i < RACE_CREATES:
+                    try:
+                        log.append(f"batch-new-{i}", notes(name), expected_version=0)
+                        outcome["wins"].append(i)
+                    except ConcurrencyConflict:
+                        outcome["lost"].append(i)
+            outcome["fenced"] = log.writer.fenced
+            outcome["transactions"] = log.writer.transactions
+    except BaseException as exc:
+        outcome["other"].append(repr(exc))
+    results.put(("done", outcome))
+
+
+def _race(url: str, writers: dict[str, str]) -> list[dict[str, Any]]:
+    """Run one :func:`_racing_writer` process per ``name: writer name``; their outcomes."""
+    names = list(writers)
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    results = context.Queue()
+    children = [
+        context.Process(target=_racing_writer, args=(url, name, writers[name], go, results))
+        for name in names
+    ]
+    for child in children:
+        child.start()
+    try:
+        ready = [results.get(timeout=120) for _ in children]
+        assert sorted(r[1] for r in ready) == sorted(names), ready
+        go.set()
+        done = [results.get(timeout=240) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.kill()
+    return [outcome for _, outcome in done]
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_writers_with_their_own_names_append_side_by_side_without_fencing(
+    kafka_broker: KafkaForTests,
+) -> None:
+    prefix = new_prefix()
+    names = ["alpha", "beta"]
+    outcomes = _race(kafka_broker.url(prefix), {n: n for n in names})
+    outcomes = sorted(outcomes, key=lambda o: str(o["name"]))
+    assert [o["other"] for o in outcomes] == [[], []]
+    # Distinct names never take each other's transactional id.
+    assert [o["fenced"] for o in outcomes] == [0, 0]
+    with open_event_log(kafka_broker.url(prefix)) as log:
+        for r in range(RACE_STREAMS):
+            stored = list(log.read_stream(f"batch-shared-{r}"))
+            assert [e.sequence for e in stored] == list(range(1, len(stored) + 1))
+        texts = [
+            text
+            for r in range(RACE_STREAMS)
+            for text in texts_of(list(log.read_stream(f"batch-shared-{r}")))
+        ]
+        assert sorted(texts) == sorted(f"{n}-{i}" for n in names for i in range(RACE_APPENDS))
+        for r in range(RACE_CREATES):
+            winners = [o["name"] for o in outcomes if r in o["wins"]]
+            losers = [o["name"] for o in outcomes if r in o["lost"]]
+            assert len(winners) == 1 and len(losers) == 1, (r, winners, losers)
+            (created,) = log.read_stream(f"batch-new-{r}")
+            assert texts_of([created]) == winners
+        assert log.verify_integrity().ok
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_writers_sharing_a_name_fence_each_other_and_still_lose_nothing(
+    kafka_broker: KafkaForTests,
+) -> None:
+    """The contrast: one name in two processes is one transactional id, taken in turns."""
+    prefix = new_prefix()
+    outcomes = _race(kafka_broker.url(prefix), {"p1": "same", "p2": "same"})
+    assert [o["other"] for o in outcomes] == [[], []]
+    assert sum(o["fenced"] for o in outcomes) > 0
+    with open_event_log(kafka_broker.url(prefix)) as log:
+        for r in range(RACE_STREAMS):
+            stored = list(log.read_stream(f"batch-shared-{r}"))
+            assert [e.sequence for e in stored] == list(range(1, len(stored) + 1))
+        assert sum(len(list(log.read_stream(f"batch-shared-{r}"))) for r in range(3)) == (
+            2 * RACE_APPENDS
+        )
+        assert log.verify_integrity().ok
+
+
+def _crashing_writer(url: str) -> None:
+    """Dies (SIGKILL) inside its append, after writing heads and envelopes, before committing."""
+    os.environ[CRASH_ENV] = "kafka.append.before_commit"
+    with open_event_log(url) as log:
+        log.append("batch-crash", notes("lost"), expected_version=1)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_writer_killed_mid_transaction_is_aborted_when_it_restarts_under_its_name(
+    kafka_broker: KafkaForTests,
+) -> None:
+    # The broker would abort the open transaction only after a minute: a restart must not wait.
+    url = kafka_broker.url(writer="worker-1", transaction_timeout_s=60)
+    with open_event_log(url) as log:
+        (first,) = log.append("batch-crash", notes("kept"), expected_version=0)
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=_crashing_writer, args=(url,))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+
+    # Its records are in the topics, uncommitted: they hold back what readers see ...
+    with open_event_log(url.replace("worker-1", "reader")) as reader:
+        assert isinstance(reader, KafkaEventLog)
+        raw = new_reader(reader.config, read_committed=False)
+        try:
+            tp = TopicPartition(reader.config.log_topic, 0)
+            assert raw.end_offsets([tp])[tp] > reader.head_position()
+        finally:
+            raw.close()
+
+    # ... until the writer starts again under its name: that aborts the transaction at once.
+    started = time.monotonic()
+    with open_event_log(url) as log:
+        (second,) = log.append("batch-crash", notes("after"), expected_version=1)
+        assert time.monotonic() - started < 30
+        assert texts_of(list(log.read_stream("batch-crash"))) == ["kept", "after"]
+        assert [e.event_id for e in log.read_all()] == [first.event_id, second.event_id]
+        assert second.prev_hash == first.hash
+        assert log.verify_integrity().ok
+    # Another writer's turn comes right after.
+    with open_event_log(url.replace("worker-1", "worker-2")) as other:
+        other.append("batch-crash", notes("other"), expected_version=2)
+        assert other.stream_version("batch-crash") == 3
 
 
 # -- a broker restart ----------------------------------------------------------------------------

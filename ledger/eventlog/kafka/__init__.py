@@ -2,7 +2,8 @@
 
 - :mod:`.log`: :class:`KafkaEventLog`, the :class:`~ledger.eventlog.base.EventLog` contract on
   Kafka topics (design and guarantees in its docstring);
-- :mod:`.writer`: optimistic concurrency through one fenced transactional identity per log;
+- :mod:`.writer`: optimistic concurrency, each writer under its own transactional id, its
+  transactions serialized by their turn on the heads topic (:mod:`.turns` waits for it);
 - :mod:`.consumer`: consumer groups over the family topics, for workers;
 - :mod:`.broker`: a real single-node broker from Maven Central jars, for tests and local use
   (:mod:`.broker_cli`, ``scripts/kafka/kafka.sh up|down|status``).

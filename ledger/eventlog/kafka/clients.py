@@ -108,15 +108,16 @@ def new_reader(config: KafkaLogConfig, *, read_committed: bool = True) -> KafkaC
 
 
 def new_transactional_producer(config: KafkaLogConfig) -> KafkaProducer:
-    """The log's writer: idempotent, ``acks=all``, transactional under the log's one writer id.
+    """A writer of the log: idempotent, ``acks=all``, transactional under ``config.writer``'s id.
 
     ``init_transactions`` fences every earlier producer of the same id (in this process or any
-    other) and completes or aborts the transaction it left open.
+    other) and completes or aborts the transaction it left open; producers of other ids are
+    left alone.
     """
     with translated(config, "starting the transactional writer"):
         producer = KafkaProducer(
             bootstrap_servers=config.bootstrap,
-            client_id=f"{config.prefix}-writer",
+            client_id=f"{config.prefix}-writer-{config.writer}",
             transactional_id=config.transactional_id,
             transaction_timeout_ms=int(config.transaction_timeout_s * 1000),
             enable_idempotence=True,

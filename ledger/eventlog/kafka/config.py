@@ -10,6 +10,7 @@ from ledger.eventlog.base import EventLogURLError
 from ledger.events import Topic
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_WRITER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest envelope the log accepts (a corpus batch event carries its records)."""
 
@@ -27,6 +28,11 @@ class KafkaLogConfig:
 
     bootstrap: str
     prefix: str = "byr"
+    writer: str = "main"
+    """This process's writer name: its transactional id is ``<prefix>.writer.<writer>``. Writers
+    of different names append side by side; a writer fences only an earlier producer of its own
+    name. Give a process the same name on every start (a worker: its kind and home), so it aborts
+    the transaction its crashed predecessor left open instead of waiting for it to time out."""
     family_partitions: int = 6
     timeout_s: float = 30.0
     """How long an operation keeps retrying an unreachable broker before raising."""
@@ -44,6 +50,11 @@ class KafkaLogConfig:
         if not _PREFIX_RE.match(self.prefix):
             raise ValueError(
                 f"prefix must be letters, digits, '_' or '-' (at most 100), got {self.prefix!r}"
+            )
+        if not _WRITER_RE.match(self.writer):
+            raise ValueError(
+                "writer must be letters, digits, '.', '_' or '-' (at most 100), starting with a "
+                "letter or digit"
             )
         if not 1 <= self.family_partitions <= 1000:
             raise ValueError(f"family_partitions must be 1..1000, got {self.family_partitions}")
@@ -64,8 +75,9 @@ class KafkaLogConfig:
 
     @property
     def transactional_id(self) -> str:
-        """The one writer identity of this log: a new writer fences the previous one."""
-        return f"{self.prefix}.writer"
+        """This writer's identity on the log: a new producer fences only an older one of the
+        same name."""
+        return f"{self.prefix}.writer.{self.writer}"
 
     def family_topic(self, topic: Topic | str) -> str:
         """The Kafka topic of an event family: ``byr.corpus`` -> ``<prefix>.corpus``."""
@@ -79,6 +91,7 @@ class KafkaLogConfig:
             name: getattr(self, name)
             for name in (
                 "prefix",
+                "writer",
                 "family_partitions",
                 "timeout_s",
                 "transaction_timeout_s",
@@ -92,6 +105,7 @@ class KafkaLogConfig:
 
 _OPTIONS: dict[str, type] = {
     "prefix": str,
+    "writer": str,
     "family_partitions": int,
     "timeout_s": float,
     "transaction_timeout_s": float,
@@ -100,7 +114,7 @@ _OPTIONS: dict[str, type] = {
 
 
 def parse_url(url: str) -> KafkaLogConfig:
-    """``kafka://host:port[,host:port...][?prefix=byr&family_partitions=6&timeout_s=30]``."""
+    """``kafka://host:port[,host:port...][?prefix=byr&writer=main&family_partitions=6&...]``."""
     parts = urlsplit(url)
     if parts.scheme != "kafka":
         raise EventLogURLError(f"not a kafka URL: {url!r}")

@@ -9,7 +9,8 @@ Guarantees, and how:
 
 - Atomic appends across streams and topics: one Kafka transaction per append (or per group of
   appends combined in one process, each still all-or-nothing); readers use ``read_committed``.
-- Optimistic concurrency: :mod:`ledger.eventlog.kafka.writer` (one fenced transactional identity).
+- Optimistic concurrency: :mod:`ledger.eventlog.kafka.writer` (a transactional id per writer
+  name; transactions serialized by their turn on the heads topic).
 - Positions strictly increase along the log and a reader never sees position ``n + 1`` before
   ``n``: ``read_committed`` stops at the last stable offset, below which every transaction is
   decided. Positions are sparse (each commit marker takes an offset), so integrity checks do not
@@ -31,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 from kafka import KafkaConsumer
@@ -151,6 +153,20 @@ class KafkaEventLog(EventLog):
         self._create_topics({name: spec for name in names})
 
     # -- writing -----------------------------------------------------------------------------
+
+    @property
+    def writer(self) -> LogWriter:
+        """This handle's writer (its name and counters: transactions, fenced, rechecks)."""
+        return self._writer
+
+    def name_writer(self, name: str) -> None:
+        """Append under writer name ``name`` from now on (see :attr:`KafkaLogConfig.writer`).
+
+        Raises :class:`ValueError` for a name that is not letters, digits, '.', '_' or '-'.
+        """
+        config = replace(self.config, writer=name)
+        self.config = config
+        self._writer.rename(config)
 
     def append_many(self, appends: Sequence[StreamAppend]) -> list[Envelope]:
         validate_appends(appends)

@@ -1,29 +1,38 @@
-"""The log's writer: optimistic concurrency on Kafka through one fenced transactional identity.
+"""The log's writer: optimistic concurrency on Kafka, each writer under its own transactional id.
 
 Kafka has no conditional append, so the check "stream X is still at version v" and the write must
-not interleave with another writer's. Every writer of a log uses the same ``transactional.id``:
-``init_transactions`` fences the previous holder (its next send or commit fails with
-``ProducerFencedError``) and completes or aborts the transaction it left open. So while a writer's
-producer is not fenced, every transaction committed on the log since its ``init_transactions`` is
-its own, and the heads it read after initializing plus the heads it committed since are exact.
+not interleave with another writer's. Each writer has its own ``transactional.id``: the log's
+prefix plus a stable writer name (``KafkaLogConfig.writer``; a worker process is named after its
+kind and home, so a restarted process takes its old name back). ``init_transactions`` fences only
+an earlier producer of the same name, the writer's own zombie, and aborts the transaction that one
+left open. Writers of different names never fence each other.
 
-One append (or one group of appends, below) is: check every expected version against those heads,
-seal the envelopes, then in ONE transaction write them to the log topic (the total order) and to
-their family topics, and the new heads to the heads topic; commit; wait until a read-committed
-reader can see the commit (so a read after ``append`` returns includes it). A fenced or failed
-transaction is dropped, the producer re-created (which fences the other writer in turn), the
-heads read again, and the check redone: a stream another writer moved meanwhile now raises
-:class:`ConcurrencyConflict`, never a duplicate sequence.
+Transactions are serialized by their *turn* on the heads topic (one partition). One append (or one
+group of appends, below) is one transaction that:
 
-A single identity per log, not one per hash slot of the stream id: an ``append_many`` is one
-transaction over several streams, and a transaction belongs to one ``transactional.id``, so it
-could only be fenced against writers of one slot while racing writers of the others.
+1. checks every expected version against the heads known so far, seals the envelopes and writes
+   the new head records to the heads topic FIRST; the offset of its first head record is its turn;
+2. waits until the heads topic's last stable offset (what ``read_committed`` readers see) reaches
+   the turn: every transaction that wrote heads before it is committed or aborted by then, and any
+   that comes later has a later turn and waits for this one;
+3. reads the committed heads up to the turn and checks again. A stream another writer moved
+   meanwhile aborts the transaction, and the check is redone on the exact heads, where that stream
+   now raises :class:`ConcurrencyConflict` (never a duplicate sequence);
+4. otherwise writes the envelopes to the log topic (the total order) and their family topics,
+   commits, and waits until a read-committed reader can see the commit (so a read after
+   ``append`` returns includes it).
+
+No two writers can both pass the check for the same stream version: of two transactions, the one
+with the later turn reads the other's heads before it writes any envelope. A writer that crashes
+with a transaction open holds back the others' turns until it restarts under its name (which aborts
+that transaction) or ``transaction_timeout_s`` passes (the broker aborts it).
+
+A failed transaction (broker gone, producer fenced by its own restarted name) is dropped, the
+producer re-created, and the check redone the same way.
 
 Within a process, concurrent appends are combined: the thread holding the write lock takes every
 append queued meanwhile into the same transaction, each one still all-or-nothing and checked in
-turn against the heads the earlier ones produced. Between processes the writer identity moves by
-fencing, which costs a producer start-up (about 0.1-0.3 s) each time it changes hands: for high
-write rates, funnel appends through one process.
+turn against the heads the earlier ones produced.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka import errors as kafka_errors
 from kafka.producer.future import FutureRecordMetadata
 
@@ -45,18 +54,14 @@ from ledger.eventlog.base import (
     StreamAppend,
     seal_fields,
 )
-from ledger.eventlog.kafka.clients import (
-    close_quietly,
-    new_consumer,
-    new_transactional_producer,
-    partition,
-    translated,
-)
+from ledger.eventlog.kafka.clients import close_quietly, new_transactional_producer
 from ledger.eventlog.kafka.config import MAX_MESSAGE_BYTES, KafkaLogConfig
 from ledger.eventlog.kafka.errors import KafkaUnavailable
 from ledger.eventlog.kafka.heads import HeadsView
 from ledger.eventlog.kafka.records import Head, encode_envelope, encode_head
+from ledger.eventlog.kafka.turns import StableOffsets
 from ledger.events import ZERO_HASH, Envelope
+from ledger.faults import crash_point
 
 # Errors that no retry can fix: the request itself is refused.
 _PERMANENT = (
@@ -67,6 +72,8 @@ _PERMANENT = (
     kafka_errors.ClusterAuthorizationFailedError,
     kafka_errors.UnsupportedVersionError,
 )
+_FENCED = (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError)
+"""What the broker answers a producer whose transactional id a newer producer has taken."""
 _RECORD_OVERHEAD = 1024
 """Room left in a message for the key, headers and batch framing."""
 
@@ -129,13 +136,28 @@ class LogWriter:
         self._queue_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._producer: KafkaProducer | None = None
-        self._probe: KafkaConsumer | None = None
-        self._log_tp = partition(config.log_topic)
-        self._heads_tp = partition(config.heads_topic)
+        self._offsets = StableOffsets(config)
         self.transactions = 0
         """Transactions committed by this writer (combined appends count once)."""
         self.fencings = 0
-        """Times this writer lost its producer (fenced by another writer, or a broker error)."""
+        """Times this writer lost its producer (fenced, a broker error, an aborted transaction)."""
+        self.fenced = 0
+        """Times the broker refused this writer's producer because a newer one took its
+        transactional id (``ProducerFencedError`` or a stale epoch): only another writer of the
+        same name does that."""
+        self.rechecks = 0
+        """Transactions aborted because a writer with an earlier turn moved one of their streams."""
+
+    @property
+    def name(self) -> str:
+        return self._config.writer
+
+    def rename(self, config: KafkaLogConfig) -> None:
+        """Write under ``config.writer`` from the next append on (``config`` differs only there)."""
+        with self._write_lock:
+            close_quietly(self._producer)
+            self._producer = None
+            self._config = config
 
     def append(self, appends: Sequence[StreamAppend]) -> list[Envelope]:
         """Store ``appends`` atomically, or raise (see :meth:`EventLog.append_many`)."""
@@ -177,8 +199,12 @@ class LogWriter:
                         )
                     return
                 try:
-                    self._attempt(pending)
-                    return
+                    if self._attempt(pending):
+                        return
+                    # Aborted on the re-check: the heads are exact now, check again at once.
+                    self.rechecks += 1
+                    attempt += 1
+                    continue
                 except Exception as exc:
                     cause = _kafka_cause(exc)
                     if cause is None:
@@ -187,12 +213,13 @@ class LogWriter:
                         raise EventLogError(
                             f"Kafka at {self._config.bootstrap} refused the append: {cause!r}"
                         ) from exc
-                    # Fenced by another writer, a broker that went away, an aborted transaction:
-                    # start over with a new producer (which reads the heads again).
+                    if isinstance(cause, _FENCED):
+                        self.fenced += 1
+                    # A broker that went away, an aborted transaction, a zombie of this name:
+                    # start over with a new producer (whose start aborts what this one left open).
                     last_error = exc
                     self._drop_producer()
                     attempt += 1
-                    # Jitter: two processes fencing each other should not retry in lock step.
                     time.sleep(min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.0))
         except BaseException as exc:
             # Whatever broke, nobody may wait forever or get a result that was not stored.
@@ -203,15 +230,34 @@ class LogWriter:
             if not isinstance(exc, Exception):
                 raise
 
-    def _attempt(self, pending: list[_Request]) -> None:
+    def _attempt(self, pending: list[_Request]) -> bool:
+        """One transaction for ``pending``; False when it was aborted on the re-check."""
         producer = self._lease()
         self._settle_earlier_attempts(pending)
-        accepted, heads, now_ms = self._check_and_seal([r for r in pending if not r.finished])
+        now_ms = int(time.time() * 1000)
+        accepted, heads = self._check_and_seal(
+            [r for r in pending if not r.finished], now_ms=now_ms, refresh=True
+        )
         if not accepted:
-            return
+            return True
         self._ensure_family_topics({f for r in accepted for f in r.families})
+        timeout = self._config.timeout_s
         # kafka-python errors propagate untranslated: _run tells retryable from permanent ones.
         producer.begin_transaction()
+        head_futures = self._send_heads(producer, heads, now_ms=now_ms)
+        producer.flush(timeout=timeout)
+        turn = min(f.get(timeout=timeout).offset for f in head_futures)
+        self._offsets.wait_for_turn(turn)
+        self._heads.catch_up()
+        # An earlier attempt that reported an error may have committed after all: its heads are
+        # among those read now.
+        self._settle_earlier_attempts(accepted)
+        again, heads_again = self._check_and_seal(
+            [r for r in accepted if not r.finished], now_ms=now_ms, refresh=False
+        )
+        if again != accepted or heads_again != heads:
+            producer.abort_transaction()
+            return False
         copies: list[FutureRecordMetadata] = []
         for request in accepted:
             request.futures = []
@@ -229,23 +275,14 @@ class LogWriter:
                     )
                 )
                 copies.append(producer.send(family, key=key, value=value, timestamp_ms=now_ms))
-        head_futures = [
-            producer.send(
-                self._config.heads_topic,
-                key=stream_id.encode("utf-8"),
-                value=encode_head(head),
-                partition=0,
-                timestamp_ms=now_ms,
-            )
-            for stream_id, head in heads.items()
-        ]
-        producer.flush(timeout=self._config.timeout_s)
+        producer.flush(timeout=timeout)
+        # The worst moment to die: heads and envelopes written, the transaction still open.
+        crash_point("kafka.append.before_commit")
         producer.commit_transaction()
         # Every send must have succeeded, not only those whose offsets are returned: when a send
         # is refused for a stale epoch, kafka-python bumps the epoch, which aborts the
         # transaction, and then completes commit_transaction() without committing anything.
         # So nothing counts as stored before all of them are checked.
-        timeout = self._config.timeout_s
         for future in copies:
             future.get(timeout=timeout)
         offsets = [[f.get(timeout=timeout).offset for f in r.futures] for r in accepted]
@@ -258,20 +295,35 @@ class LogWriter:
             ]
         last_log = max(stored_at[-1] for stored_at in offsets)
         self._heads.record(heads)
-        self._wait_visible(last_log=last_log, last_head=last_head)
+        self._offsets.wait_visible(last_log=last_log, last_head=last_head)
+        return True
+
+    def _send_heads(
+        self, producer: KafkaProducer, heads: dict[str, Head], *, now_ms: int
+    ) -> list[FutureRecordMetadata]:
+        return [
+            producer.send(
+                self._config.heads_topic,
+                key=stream_id.encode("utf-8"),
+                value=encode_head(head),
+                partition=0,
+                timestamp_ms=now_ms,
+            )
+            for stream_id, head in heads.items()
+        ]
 
     def _check_and_seal(
-        self, pending: list[_Request]
-    ) -> tuple[list[_Request], dict[str, Head], int]:
+        self, pending: list[_Request], *, now_ms: int, refresh: bool
+    ) -> tuple[list[_Request], dict[str, Head]]:
         """Check each request against the heads (and those of the requests before it) and seal.
 
-        Sets a conflict or sealing error on the requests that fail; returns the accepted ones,
-        the heads they produce, and the Kafka timestamp of this attempt.
+        Sets a conflict or sealing error on the requests that fail; returns the accepted ones and
+        the heads they produce (new streams start at ``now_ms``). With ``refresh``, a caller
+        that expects a version above the one known reads the heads again first.
         """
-        now_ms = int(time.time() * 1000)
         produced: dict[str, Head] = {}
         accepted: list[_Request] = []
-        refreshed = False
+        refreshed = not refresh
         for request in pending:
             base: dict[str, Head | None] = {}
             for item in request.appends:
@@ -303,7 +355,7 @@ class LogWriter:
                 first_ts = previous.first_ts if previous else now_ms
                 produced[stream_id] = Head(version, last_hash, first_ts)
             accepted.append(request)
-        return accepted, produced, now_ms
+        return accepted, produced
 
     def _seal(self, request: _Request, base: dict[str, Head | None]) -> None:
         sealed: list[SealedFields] = []
@@ -358,10 +410,13 @@ class LogWriter:
     # -- producer and visibility -------------------------------------------------------------
 
     def _lease(self) -> KafkaProducer:
-        """The transactional producer, initialized (fencing other writers) and the heads read."""
+        """The transactional producer under this writer's name, initialized, and the heads read.
+
+        Initializing fences an earlier producer of the same name only (a zombie of this writer)
+        and aborts the transaction it left open.
+        """
         if self._producer is None:
             self._producer = new_transactional_producer(self._config)
-            # Every transaction of earlier holders is complete now: the heads are exact.
             self._heads.catch_up()
         return self._producer
 
@@ -371,29 +426,8 @@ class LogWriter:
             close_quietly(self._producer)
             self._producer = None
 
-    def _wait_visible(self, *, last_log: int, last_head: int) -> None:
-        """Wait until read-committed readers see the commit (its markers are written).
-
-        ``commit_transaction`` returns once the coordinator has logged the decision; the markers
-        that make the records readable follow within milliseconds.
-        """
-        deadline = time.monotonic() + self._config.timeout_s
-        try:
-            if self._probe is None:
-                self._probe = new_consumer(self._config)
-            with translated(self._config, "waiting for the commit to be readable"):
-                while time.monotonic() < deadline:
-                    ends = self._probe.end_offsets([self._log_tp, self._heads_tp])
-                    if ends[self._log_tp] > last_log and ends[self._heads_tp] > last_head:
-                        return
-                    time.sleep(0.002)
-        except KafkaUnavailable:
-            # The commit is durable; it becomes readable once the broker writes the markers.
-            return
-
     def close(self) -> None:
         with self._write_lock:
             close_quietly(self._producer)
             self._producer = None
-            close_quietly(self._probe)
-            self._probe = None
+            self._offsets.close()
