@@ -28,6 +28,7 @@ from api.deps import ApiState
 from api.edge import install_edge, rate_limit
 from api.environment import apply_process_defaults
 from api.errors import document_errors, install_error_handlers
+from api.evaluation_jobs import EvaluationJobs
 from api.routes import (
     balances,
     batches,
@@ -211,6 +212,7 @@ def create_app(
                 insecure_local=api.insecure_local,
             )
             app.state.byr_trainer = _trainer_thread(app.state.byr, api)
+            app.state.byr_evaluations = EvaluationJobs(opened.settings)
             if opened.intake_pool is not None:
                 opened.intake_pool.start()
             yield
@@ -218,6 +220,9 @@ def create_app(
             if getattr(app.state, "byr_trainer", None) is not None:
                 await run_in_threadpool(app.state.byr_trainer.stop)
             app.state.byr_trainer = None
+            if getattr(app.state, "byr_evaluations", None) is not None:
+                await run_in_threadpool(app.state.byr_evaluations.stop)
+            app.state.byr_evaluations = None
             app.state.byr = None
             if owned:
                 await run_in_threadpool(opened.close)

@@ -375,3 +375,22 @@ class VerificationPublic(BaseModel):
     record_id: str | None
     root: str
     checks: list[CheckPublic]
+
+
+class AnchorCheckPublic(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class BatchAnchorPublic(BaseModel):
+    """A batch's anchor checked on the academic chain, step by step: ``ok`` is true when every
+    check passed; each check says what was compared and, when it failed, what differed."""
+
+    batch_id: str
+    ok: bool
+    checks: list[AnchorCheckPublic]
+    chain_id: int
+    contract_address: str
+    tx_hash: str
+    block_number: int | None

@@ -42,6 +42,8 @@ from api.errors import (
     status_and_body,
 )
 from api.schemas import (
+    AnchorCheckPublic,
+    BatchAnchorPublic,
     BatchCreate,
     BatchPublic,
     GovernanceReportPublic,
@@ -58,6 +60,7 @@ from api.visibility import check_institution, record_for
 from ingest.banks import ColumnMapping, ConversionOptions
 from ingest.formats import source_label
 from ingest.validation import DEFAULT_LIMITS
+from ledger.audit.online import AnchorClaim, verify_batch_anchor
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 
@@ -490,3 +493,32 @@ def read_report(batch_id: str, ledger: LedgerDep, who: PrincipalDep) -> Governan
     check_institution(who, batch.institution_id)
     report = batch_report(ledger, batch_id, with_texts=who.owns(batch.institution_id))
     return GovernanceReportPublic.model_validate(report)
+
+
+@router.get(
+    "/{batch_id}/anchor",
+    dependencies=[require(Role.AUDITOR, Role.ADMIN, Role.CONTRIBUTOR)],
+    responses=error_responses(401, 403, 404, 409, 502, 503),
+)
+async def check_anchor(batch_id: str, state: StateDep, who: PrincipalDep) -> BatchAnchorPublic:
+    """The batch's anchor checked on the academic chain: the contract's code at the recorded
+    address, the anchoring transaction's receipt (mined, succeeded, on the recorded chain and
+    block), its ``BatchAnchored`` event (the batch, the Merkle root, the metadata hash) and the
+    root the contract stores for the batch, each compared with what the ledger recorded. 200 with
+    ``ok`` false names the failing checks; 409 ``BatchNotAnchored`` before the batch is anchored.
+    Auditors, admins and the owning institution."""
+    batch = await run_in_threadpool(state.parts.ledger.batch, batch_id)
+    check_institution(who, batch.institution_id)
+    claim = AnchorClaim.of_batch(batch)
+    async with exclusive(state) as parts:
+        academic = await run_in_threadpool(parts.academic_at, claim.contract_address)
+        checks = await run_in_threadpool(partial(verify_batch_anchor, claim, academic=academic))
+    return BatchAnchorPublic(
+        batch_id=batch.batch_id,
+        ok=bool(checks) and all(c.ok for c in checks),
+        checks=[AnchorCheckPublic(name=c.name, ok=c.ok, detail=c.reason) for c in checks],
+        chain_id=batch.chain_id,
+        contract_address=batch.contract_address,
+        tx_hash=batch.tx_hash,
+        block_number=batch.block_number,
+    )

@@ -55,6 +55,8 @@ class EvaluationRequest:
     """Glossary terms per discipline for the knowledge-injection probes (0: none)."""
     languages: Sequence[str] = field(default_factory=list)
     """Only items (and probes) in these languages (``en``, ``zh``); default: both."""
+    allow_paths: bool = True
+    """Whether a model may name an adapter folder (``byr eval``); HTTP takes run ids only."""
 
 
 def parse_cells(cells: Sequence[str]) -> list[tuple[Discipline, TaskType]]:
@@ -116,19 +118,12 @@ class EvaluationService:
         from trainer.eval.training_texts import ledger_training_texts
         from trainer.generate import GenerationSettings
 
-        names = [n.strip() for n in request.models if n.strip()]
-        if not names:
-            raise InvalidRequest("--models: name at least one model (base, a run id, a folder)")
-        if not 1 <= request.max_new_tokens <= 2048:
-            raise InvalidRequest("max_new_tokens must be between 1 and 2048")
-        if request.limit is not None and request.limit < 1:
-            raise InvalidRequest("limit must be at least 1")
-        if request.glossary_terms < 0:
-            raise InvalidRequest("glossary_terms must not be negative")
+        names = self._checked_names(request)
         self.ledger.sync()
         models = [
             ModelUnderTest(
-                name=n, adapter_dir=resolve_adapter_dir(self.ledger, n, allow_paths=True)
+                name=n,
+                adapter_dir=resolve_adapter_dir(self.ledger, n, allow_paths=request.allow_paths),
             )
             for n in names
         ]
@@ -180,6 +175,38 @@ class EvaluationService:
             },
             "stats": report["stats"],
         }
+
+    def _checked_names(self, request: EvaluationRequest) -> list[str]:
+        names = [n.strip() for n in request.models if n.strip()]
+        if not names:
+            raise InvalidRequest("--models: name at least one model (base, a run id, a folder)")
+        if not 1 <= request.max_new_tokens <= 2048:
+            raise InvalidRequest("max_new_tokens must be between 1 and 2048")
+        if request.limit is not None and request.limit < 1:
+            raise InvalidRequest("limit must be at least 1")
+        if request.glossary_terms < 0:
+            raise InvalidRequest("glossary_terms must not be negative")
+        return names
+
+    def check(self, request: EvaluationRequest) -> None:
+        """What can be refused before an evaluation starts (for a request answered ``202``):
+        limits, cells, languages and each model (a finished run's adapter, or ``base``).
+
+        Raises :class:`InvalidRequest`, :class:`NotFound` or :class:`Conflict`, naming the
+        position of a bad model or cell."""
+        names = self._checked_names(request)
+        parse_cells(request.cells)
+        for index, language in enumerate(request.languages):
+            if language not in ("en", "zh"):
+                raise InvalidRequest(f"language {index + 1}: expected en or zh")
+        self.ledger.sync()
+        for index, name in enumerate(names):
+            try:
+                resolve_adapter_dir(self.ledger, name, allow_paths=request.allow_paths)
+            except NotFound as exc:
+                raise NotFound(f"model {index + 1}: no such finished training run") from exc
+            except Conflict as exc:
+                raise Conflict(f"model {index + 1}: the training run has no adapter yet") from exc
 
     def _default_base(self, models: Sequence[Any]) -> str:
         from trainer.manifest import read_manifest

@@ -108,6 +108,7 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         ("GET", f"/v1/batches/{batch}", None, readable),
         ("GET", f"/v1/batches/{batch}/records", None, readable),
         ("GET", f"/v1/batches/{batch}/report", None, readable),
+        ("GET", f"/v1/batches/{batch}/anchor", None, {**readable, "trainer": 403}),
         ("GET", f"/v1/records/{record}", None, readable),
         ("GET", f"/v1/records/{record}/proof", None, owner_only),
         ("GET", f"/v1/submissions/{owned['submission_id']}", None, owner_only),
@@ -147,6 +148,13 @@ def routes(owned: dict[str, Any], keys: TestKeys) -> list[tuple[str, str, Any, d
         ("GET", "/v1/evaluations", None, everyone),
         ("GET", "/v1/evaluations/eval-none", None, {w: 404 for w in WHO[2:]}),
         ("GET", "/v1/evaluations/eval-none/report", None, {w: 404 for w in WHO[2:]}),
+        (
+            "POST",
+            "/v1/evaluations",
+            {"models": ["base", run], "limit": 1},
+            {**trainers, "admin": 404, "trainer": 404},
+        ),
+        ("GET", "/v1/evaluations/jobs/evj-none", None, {**trainers, "admin": 404, "trainer": 404}),
         (
             "POST",
             "/v1/training/runs",

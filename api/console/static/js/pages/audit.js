@@ -1,8 +1,10 @@
 // Audit: verify a proof bundle (pasted or uploaded) with POST /v1/verify, each check with its
-// reason, and the proof path from leaf to root recomputed in the browser.
+// reason, and the proof path from leaf to root recomputed in the browser; and check a batch's
+// anchor on the academic chain, step by step (GET /v1/batches/{id}/anchor; #/audit/anchor/<id>
+// opens the page with that batch checked).
 
 import {api, withQuery, ApiError} from "../api.js";
-import {h, clear, field, code, add} from "../dom.js";
+import {h, clear, field, code, add, facts} from "../dom.js";
 import {t, term} from "../i18n.js";
 import {proofPath, keccak256, fromHex, toHex} from "../keccak.js";
 
@@ -13,7 +15,14 @@ export const page = {
   render,
 };
 
-function render(ctx, root, params, signal) {
+// Who may check an anchor, as docs/API.md says: auditors, admins and the owning institution.
+const ANCHOR_ROLES = ["auditor", "admin", "contributor"];
+
+function mayCheckAnchors(ctx) {
+  return Boolean(ctx.me && (ctx.me.local || ANCHOR_ROLES.includes(ctx.me.role)));
+}
+
+async function render(ctx, root, params, signal) {
   const text = h("textarea", {id: "bundle-text", rows: 10, spellcheck: false});
   const file = h("input", {type: "file", id: "bundle-file", accept: ".json,application/json"});
   const offline = h("input", {type: "checkbox", id: "bundle-offline"});
@@ -50,7 +59,65 @@ function render(ctx, root, params, signal) {
   field(t("audit.file"), file),
   h("label", {class: "check"}, offline, t("audit.offline")),
   h("div", {class: "actions"}, h("button", {type: "submit", class: "primary", id: "verify-submit", text: t("audit.verify")})));
-  add(root, h("h1", {text: t("audit.title")}), h("section", {class: "card"}, h("h2", {text: t("audit.bundle")}), form), result);
+  add(root, h("h1", {text: t("audit.title")}));
+  if (mayCheckAnchors(ctx)) await anchorSection(ctx, root, params[0] === "anchor" ? params[1] : null, signal);
+  add(root, h("section", {class: "card"}, h("h2", {text: t("audit.bundle")}), form), result);
+}
+
+/** A batch id in, its anchor checked on chain out: one line per check, then the coordinates. */
+async function anchorSection(ctx, root, initial, signal) {
+  const input = h("input", {id: "anchor-batch", type: "text", autocomplete: "off", spellcheck: false, attrs: {list: "anchor-batches"}});
+  const choices = h("datalist", {id: "anchor-batches"});
+  const result = h("div", {id: "anchor-result", attrs: {"aria-live": "polite"}});
+  try {
+    const batches = await api("/v1/batches", {signal});
+    add(choices, batches.filter((b) => b.tx_hash).reverse().map((b) => h("option", {value: b.batch_id, label: `${b.institution_id} · ${b.source_name}`})));
+  } catch (error) {
+    if (signal.aborted) throw error;
+  }
+  const check = async () => {
+    const batchId = input.value.trim();
+    clear(result);
+    if (!batchId) {
+      add(result, h("p", {class: "error", attrs: {role: "alert"}, text: t("audit.anchor_empty")}));
+      return;
+    }
+    add(result, h("p", {class: "hint", text: t("audit.anchor_checking")}));
+    try {
+      const report = await api(`/v1/batches/${encodeURIComponent(batchId)}/anchor`, {signal});
+      add(clear(result), anchorVerdict(report));
+    } catch (error) {
+      if (!signal.aborted) add(clear(result), ctx.failure(error));
+    }
+  };
+  const form = h("form", {id: "anchor-form", on: {submit: (event) => {
+    event.preventDefault();
+    check();
+  }}},
+  field(t("audit.anchor_batch"), input, t("audit.anchor_hint")), choices,
+  h("div", {class: "actions"}, h("button", {type: "submit", class: "primary", id: "anchor-submit", text: t("audit.anchor_check")})));
+  add(root, h("section", {class: "card", id: "anchor-card"}, h("h2", {text: t("audit.anchor")}),
+    h("p", {class: "hint", text: t("audit.anchor_lead")}), form, result));
+  if (initial) {
+    input.value = initial;
+    await check();
+  }
+}
+
+function anchorVerdict(report) {
+  return h("div", {id: "anchor-verdict", dataset: {ok: String(report.ok)}},
+    h("h3", null, h("span", {class: report.ok ? "ok" : "bad", text: report.ok ? t("audit.anchor_ok") : t("audit.anchor_bad")})),
+    h("ol", {class: "checks-list"}, report.checks.map((c) => h("li", {dataset: {check: c.name, ok: String(c.ok)}},
+      h("span", {class: c.ok ? "ok" : "bad", attrs: {"aria-hidden": "true"}, text: c.ok ? "✓ " : "✗ "}),
+      h("span", {class: "sr-only", text: (c.ok ? t("audit.passed") : t("audit.failed")) + ": "}),
+      h("strong", {text: term("check", c.name)}), " — ", c.detail))),
+    facts([
+      [t("record.batch"), code(report.batch_id)],
+      [t("audit.anchor_chain"), code(report.chain_id)],
+      [t("audit.anchor_contract"), code(report.contract_address)],
+      [t("audit.anchor_tx"), code(report.tx_hash)],
+      [t("audit.anchor_block"), code(report.block_number)],
+    ]));
 }
 
 function verdict(report) {

@@ -2,12 +2,16 @@
 // recorded reports, one report's models on a heat scale of their headline scores and, where this
 // server holds the report file (checked against the recorded sha256), a discipline x task heatmap
 // per model and dimension, the deltas against the base, forgetting flags and contamination.
+// A trainer (or admin) starts an evaluation here (POST /v1/evaluations), follows its job and is
+// taken to its report when it is done.
 
-import {api, ApiError} from "../api.js";
+import {api, ApiError, sleep} from "../api.js";
 import {h, add, clear, table, row, facts, code, link, number, when, field, options} from "../dom.js";
 import {t, term} from "../i18n.js";
 
 const DIMENSIONS = ["overall", "knowledge", "teaching", "application"];
+const FINISHED = ["completed", "anchored"];
+const POLL_MS = 1000;
 
 export const page = {
   id: "evaluations",
@@ -27,6 +31,72 @@ async function render(ctx, root, params, signal) {
           link("#/evaluations/" + encodeURIComponent(e.report_id), e.report_id),
           `${e.benchmark_name} ${e.benchmark_version}`, e.base_model, number(e.models.length), number(e.items), when(e.completed_at))))
       : h("p", {text: t("evaluations.none")})));
+  if (ctx.can("train") && ctx.routes.includes("/v1/evaluations/jobs/{job_id}")) {
+    const runs = await api("/v1/training/runs", {signal});
+    add(root, startForm(ctx, runs.filter((r) => r.run_id && FINISHED.includes(r.status)), signal));
+  }
+}
+
+/** Comma- or space-separated DISCIPLINE:TASK cells. */
+function splitCells(text) {
+  return text.split(/[\s,，]+/).map((c) => c.trim()).filter(Boolean);
+}
+
+function startForm(ctx, runs, signal) {
+  const choices = [["base", t("evaluations.base_model")], ...runs.slice().reverse().map((r) => [r.run_id, `${r.run_id.slice(0, 12)}… ${r.recipe} (${term("run", r.status)})`])];
+  const models = choices.map(([value]) => h("input", {type: "checkbox", value, checked: value === "base"}));
+  const cells = h("input", {type: "text", id: "eval-cells", spellcheck: false, placeholder: "information_theory:knowledge_qa"});
+  const limit = h("input", {type: "number", id: "eval-limit", min: 1, value: 2});
+  const maxTokens = h("input", {type: "number", id: "eval-max-tokens", min: 1, max: 2048, value: 32});
+  const language = h("select", {id: "eval-language"}, options([["", t("evaluations.both_languages")], ["zh", term("language", "zh")], ["en", term("language", "en")]], ""));
+  const start = h("button", {type: "submit", class: "primary", id: "eval-start", text: t("evaluations.start")});
+  const out = h("div", {id: "eval-job", attrs: {"aria-live": "polite"}});
+  const request = () => ({
+    models: models.filter((c) => c.checked).map((c) => c.value),
+    cells: splitCells(cells.value),
+    language: language.value || null,
+    limit: limit.value ? Number(limit.value) : null,
+    max_new_tokens: maxTokens.value ? Number(maxTokens.value) : 128,
+  });
+  const show = (job) => {
+    out.dataset.status = job.status;
+    const progress = job.progress ? t("evaluations.job_progress", {model: job.progress.model, stage: job.progress.stage, done: job.progress.done, total: job.progress.total}) : "";
+    add(clear(out), h("p", {text: t("evaluations.job_status", {job: job.job_id, status: term("evaluation", job.status)}) + (progress ? " · " + progress : "")}));
+  };
+  const form = h("form", {id: "eval-form", on: {submit: async (event) => {
+    event.preventDefault();
+    clear(out);
+    delete out.dataset.status;
+    start.disabled = true;
+    try {
+      let job = await api("/v1/evaluations", {method: "POST", json: request(), signal});
+      show(job);
+      while (!signal.aborted && !["done", "failed"].includes(job.status)) {
+        await sleep(POLL_MS, signal);
+        if (signal.aborted) return;
+        job = await api(job.status_url, {signal});
+        show(job);
+      }
+      if (job.status === "done") {
+        ctx.notify(t("evaluations.job_done", {report: job.report_id}));
+        ctx.navigate("#/evaluations/" + encodeURIComponent(job.report_id));
+      } else if (job.error) {
+        add(out, h("p", {class: "bad", id: "eval-error", text: `${job.error.error}: ${job.error.message}`}));
+      }
+    } catch (error) {
+      add(out, ctx.failure(error));
+    } finally {
+      start.disabled = false;
+    }
+  }}},
+  h("fieldset", {id: "eval-models"}, h("legend", {text: t("evaluations.compare")}),
+    h("div", {class: "checks"}, models.map((c, i) => h("label", {class: "check"}, c, choices[i][1])))),
+  field(t("evaluations.cells_field"), cells, t("evaluations.cells_hint")),
+  h("div", {class: "inline"}, field(t("evaluations.limit"), limit), field(t("evaluations.max_tokens"), maxTokens), field(t("evaluations.language"), language)),
+  h("div", {class: "actions"}, start),
+  out);
+  return h("section", {class: "card", id: "start-evaluation"}, h("h2", {text: t("evaluations.start_title")}),
+    h("p", {class: "hint", text: t("evaluations.start_lead")}), form);
 }
 
 /** A light background for a score in [0, 1]: red (low) to green (high), dark text stays legible. */

@@ -1,5 +1,5 @@
 // The training console: the recipe library with its advice, starting a run with overrides, and
-// a run's live curves (loss, eval loss, learning rate, tokens/s) from its metrics stream, with
+// a run's live curves (loss, eval loss, learning rate, tokens/s, memory) from its metrics stream, with
 // stop and resume, checkpoints and lineage.
 
 import {api, follow, sleep, withQuery, vocabulary} from "../api.js";
@@ -145,15 +145,21 @@ function compact(value) {
   return Number(value.toPrecision(3)).toString();
 }
 
-function chart(container, title, series) {
+/** Megabytes to a tenth: memory moves by fractions of an MB around a large figure. */
+function megabytes(value) {
+  if (value === null || value === undefined) return "–";
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
+function chart(container, title, series, format = compact) {
   const width = () => Math.max(260, container.clientWidth || 320);
   const plot = new window.uPlot({
     title,
     width: width(),
     height: 220,
     scales: {x: {time: false}},
-    series: [{label: t("training.step")}, ...series.map((s) => ({label: s.label, stroke: s.stroke, width: 2, spanGaps: true, points: {show: s.points ?? false}, value: (u, v) => compact(v)}))],
-    axes: [{label: t("training.step")}, {size: 64, values: (u, values) => values.map(compact)}],
+    series: [{label: t("training.step")}, ...series.map((s) => ({label: s.label, stroke: s.stroke, width: 2, spanGaps: true, points: {show: s.points ?? false}, value: (u, v) => format(v)}))],
+    axes: [{label: t("training.step")}, {size: 64, values: (u, values) => values.map(format)}],
   }, [[], ...series.map(() => [])], container);
   const observer = new ResizeObserver(() => plot.setSize({width: width(), height: 220}));
   observer.observe(container);
@@ -168,24 +174,26 @@ async function renderRun(ctx, root, runId, signal) {
   const resume = h("button", {type: "button", id: "run-resume", text: t("training.resume"), disabled: true});
   const streamState = h("span", {class: "hint", id: "stream-state"});
   const details = h("div", {id: "run-details"});
-  const boxes = {loss: h("div", {class: "chart", dataset: {chart: "loss", points: "0"}}), lr: h("div", {class: "chart", dataset: {chart: "lr", points: "0"}}), tps: h("div", {class: "chart", dataset: {chart: "tps", points: "0"}})};
+  const boxes = {loss: h("div", {class: "chart", dataset: {chart: "loss", points: "0"}}), lr: h("div", {class: "chart", dataset: {chart: "lr", points: "0"}}), tps: h("div", {class: "chart", dataset: {chart: "tps", points: "0"}}), memory: h("div", {class: "chart", dataset: {chart: "memory", points: "0"}})};
   const warnings = ctx.handoff.warnings;
   delete ctx.handoff.warnings;
   add(root, h("p", null, link("#/training", "← " + t("training.back"))),
     h("h1", {text: t("training.run_title", {run: runId.slice(0, 12)})}),
     warnings && warnings.length ? h("section", {class: "card"}, h("h2", {text: t("training.advice")}), warningsList(warnings)) : null,
     h("section", {class: "card"}, statusLine, latest, h("div", {class: "actions"}, stop, resume, streamState)),
-    h("section", {class: "card"}, h("h2", {text: t("training.curves")}), h("div", {class: "charts"}, boxes.loss, boxes.lr, boxes.tps)),
+    h("section", {class: "card"}, h("h2", {text: t("training.curves")}), h("div", {class: "charts"}, boxes.loss, boxes.lr, boxes.tps, boxes.memory)),
     details);
 
   const charts = {
     loss: chart(boxes.loss, t("training.loss_chart"), [{label: t("training.loss"), stroke: "#0b57d0"}, {label: t("training.eval_loss"), stroke: "#c0392b", points: true}]),
     lr: chart(boxes.lr, t("training.lr_chart"), [{label: t("training.lr"), stroke: "#7b3fa0"}]),
     tps: chart(boxes.tps, t("training.tps_chart"), [{label: t("training.tps"), stroke: "#126b2e"}]),
+    // MB over step: the process's resident memory, and the torch allocator's on a GPU run
+    memory: chart(boxes.memory, t("training.memory_chart"), [{label: t("training.cpu_rss"), stroke: "#8a5a00"}, {label: t("training.gpu_memory"), stroke: "#b0126b"}], megabytes),
   };
   signal.addEventListener("abort", () => Object.values(charts).forEach((c) => { c.observer.disconnect(); c.plot.destroy(); }), {once: true});
 
-  const points = new Map(); // step -> {loss, eval, lr, tps}
+  const points = new Map(); // step -> {loss, eval, lr, tps, rss, gpu}
   let frame = 0;
   const redraw = () => {
     frame = 0;
@@ -194,11 +202,14 @@ async function renderRun(ctx, root, runId, signal) {
     charts.loss.plot.setData([steps, col("loss"), col("eval")]);
     charts.lr.plot.setData([steps, col("lr")]);
     charts.tps.plot.setData([steps, col("tps")]);
+    charts.memory.plot.setData([steps, col("rss"), col("gpu")]);
     const count = (name) => steps.filter((s) => points.get(s)[name] !== undefined).length;
     boxes.loss.dataset.points = String(count("loss"));
     boxes.loss.dataset.evalPoints = String(count("eval"));
     boxes.lr.dataset.points = String(count("lr"));
     boxes.tps.dataset.points = String(count("tps"));
+    boxes.memory.dataset.points = String(count("rss"));
+    boxes.memory.dataset.gpuPoints = String(count("gpu"));
   };
   const at = (step) => {
     if (!points.has(step)) points.set(step, {});
@@ -211,6 +222,9 @@ async function renderRun(ctx, root, runId, signal) {
     latest.dataset.events = String(received);
     if (event === "step") {
       Object.assign(at(data.step), {loss: data.loss, lr: data.learning_rate, tps: data.tokens_per_second});
+      // system samples ride on step lines; a CPU run has no GPU field
+      if (typeof data.cpu_rss_mb === "number") at(data.step).rss = data.cpu_rss_mb;
+      if (typeof data.gpu_memory_mb === "number") at(data.step).gpu = data.gpu_memory_mb;
       latest.textContent = t("training.latest", {step: data.step, total: data.total_steps ?? "?", loss: number(data.loss)});
     } else if (event === "eval") {
       at(data.step).eval = data.eval_loss;
