@@ -4,8 +4,6 @@ and how many records each pipeline stage moved over a recent window
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -26,6 +24,7 @@ from api.services.events import (
     check_recent,
     check_window,
 )
+from api.sse import SsePage, follow_pages
 
 router = APIRouter(
     prefix="/events",
@@ -116,22 +115,21 @@ async def stream_events(
         position = after
     else:
         position = await run_in_threadpool(service.recent_start, check_recent(recent))
-    quiet_since = time.monotonic()
-    while not await http.is_disconnected():
-        page = await run_in_threadpool(service.page, after=position)
-        for item in page.items:
-            yield ServerSentEvent(id=str(item.position), data=item.to_dict())
-        if page.items:
-            quiet_since = time.monotonic()
-        position = page.last_position
-        if not page.at_head:
-            continue
-        if not follow:
-            return
-        if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-            yield ServerSentEvent(comment="heartbeat")
-            quiet_since = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)
+
+    def read_page(after: int) -> SsePage[int]:
+        page = service.page(after=after)
+        events = [(item.position, item.to_dict()) for item in page.items]
+        return SsePage(events=events, next_position=page.last_position, at_head=page.at_head)
+
+    async for event in follow_pages(
+        http,
+        start=position,
+        read_page=read_page,
+        follow=follow,
+        poll_seconds=POLL_SECONDS,
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+    ):
+        yield event
 
 
 @router.get("/throughput")

@@ -3,8 +3,6 @@ Events (``GET /v1/feed/stream``), resumable with ``Last-Event-ID``."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,8 +21,9 @@ from api.services.feed import (
     feed_filter,
     feed_request,
 )
+from api.sse import SsePage, follow_pages
 from ledger.ids import INSTITUTION_ID_RE
-from ledger.projections.feed import MAX_PAGE, FeedFilter
+from ledger.projections.feed import MAX_PAGE, FeedCursor, FeedFilter
 
 router = APIRouter(
     prefix="/feed",
@@ -143,23 +142,19 @@ async def stream_feed(
     (or ``?cursor=``) goes on where it stopped; ``data`` is the entry as in ``GET /v1/feed``.
     Comment lines keep an idle connection open; ``follow=false`` ends the stream at the head."""
     service = FeedService(ledger=state.parts.ledger)
-    after = request.after
-    quiet_since = time.monotonic()
-    while not await http.is_disconnected():
-        page = await run_in_threadpool(
-            service.page, FeedRequest(after=after, limit=request.limit, where=request.where)
-        )
-        for item in page.items:
-            yield ServerSentEvent(id=str(item.cursor), data=item.to_dict())
-        if page.items:
-            quiet_since = time.monotonic()
-        after = page.next_cursor
-        if not page.at_head:
-            continue
-        if not follow:
-            return
-        if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-            yield ServerSentEvent(comment="heartbeat")
-            quiet_since = time.monotonic()
-        await asyncio.sleep(POLL_SECONDS)
-        await catch_up(state)
+
+    def read_page(after: FeedCursor) -> SsePage[FeedCursor]:
+        page = service.page(FeedRequest(after=after, limit=request.limit, where=request.where))
+        events = [(item.cursor, item.to_dict()) for item in page.items]
+        return SsePage(events=events, next_position=page.next_cursor, at_head=page.at_head)
+
+    async for event in follow_pages(
+        http,
+        start=request.after,
+        read_page=read_page,
+        follow=follow,
+        poll_seconds=POLL_SECONDS,
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+        while_idle=lambda: catch_up(state),
+    ):
+        yield event
